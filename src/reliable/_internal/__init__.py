@@ -1,0 +1,1 @@
+"""Internals shared by the primitives: clock, durations, telemetry, names. Not public API."""

@@ -1,0 +1,183 @@
+"""The telemetry core: one place that turns a primitive's event into a span event, a metric and a log record.
+
+Every primitive reports through `emit`::
+
+    emit("retry", "attempt", "retrying 'fetch' in 1.2s after HTTP 503",
+         level=logging.WARNING, attributes={"reliable.operation": "fetch", "reliable.attempt": 2})
+
+which, never raising into the caller:
+
+1. adds a span event ``reliable.retry.attempt`` to the current span, if one is recording;
+2. counts the event in-process, exported as the observable counter ``reliable.events``
+   (attributes ``event`` and ``reliable.operation``) once a meter provider is configured,
+   so the hot path never calls ``Counter.add``;
+3. writes a log record to the logger ``reliable.retry`` if it is enabled for *level*,
+   with the event name and attributes under ``record.reliable`` for structured formatters;
+4. hands the `Event` to the listeners: global ones (`add_listener`, used by test
+   fixtures) and the ones of the current context (`listening`, used by ``observed``
+   to learn what happened inside its scope).
+
+Only ``opentelemetry-api`` is touched here; with no SDK installed every step is cheap.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry import metrics, trace
+
+from . import _clock
+
+__all__ = ["Event", "add_listener", "emit", "event_counts", "listening", "remove_listener"]
+
+Listener = Callable[["Event"], None]
+_log = logging.getLogger("reliable.telemetry")
+
+
+@dataclass(frozen=True)
+class Event:
+    """One thing a primitive did, as listeners receive it."""
+
+    __slots__ = ("attributes", "event", "exception", "level", "message", "name", "primitive", "time")
+
+    name: str
+    """``reliable.<primitive>.<event>``."""
+    primitive: str
+    event: str
+    message: str
+    level: int
+    attributes: Mapping[str, Any]
+    exception: BaseException | None
+    time: float
+
+
+@dataclass
+class _State:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    counts: dict[tuple[str, str], int] = field(default_factory=dict)
+    listeners: tuple[Listener, ...] = ()
+    instrument: Any = None
+    failures: int = 0
+
+
+_state = _State()
+_scoped: contextvars.ContextVar[tuple[Listener, ...]] = contextvars.ContextVar("reliable_listeners", default=())
+_loggers: dict[str, logging.Logger] = {}
+
+
+def emit(
+    primitive: str,
+    event: str,
+    message: str,
+    *,
+    level: int = logging.INFO,
+    attributes: Mapping[str, Any] | None = None,
+    exception: BaseException | None = None,
+) -> None:
+    """Report *event* of *primitive*. Never raises; a failure is counted and logged at DEBUG."""
+    try:
+        _emit(primitive, event, message, level, attributes or {}, exception)
+    except Exception:  # telemetry must never break the caller
+        _state.failures += 1
+        try:
+            _log.debug("telemetry failed for reliable.%s.%s", primitive, event, exc_info=True)
+        except Exception:  # pragma: no cover - logging itself is broken
+            pass
+
+
+def _emit(
+    primitive: str,
+    event: str,
+    message: str,
+    level: int,
+    attributes: Mapping[str, Any],
+    exception: BaseException | None,
+) -> None:
+    name = f"reliable.{primitive}.{event}"
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.add_event(name, {k: _otel_value(v) for k, v in attributes.items() if v is not None})
+    operation = str(attributes.get("reliable.operation", ""))
+    key = (name, operation)
+    with _state.lock:
+        _state.counts[key] = _state.counts.get(key, 0) + 1
+        if _state.instrument is None:
+            _register_instrument()
+    logger = _loggers.get(primitive)
+    if logger is None:
+        logger = _loggers.setdefault(primitive, logging.getLogger(f"reliable.{primitive}"))
+    if logger.isEnabledFor(level):
+        exc_info = (type(exception), exception, exception.__traceback__) if exception is not None else None
+        logger.log(level, message, exc_info=exc_info, extra={"reliable": {"event": name, **attributes}})
+    listeners = _state.listeners + _scoped.get()
+    if listeners:
+        record = Event(name, primitive, event, message, level, attributes, exception, _clock.current().time())
+        for listener in listeners:
+            try:
+                listener(record)
+            except Exception:
+                _state.failures += 1
+                _log.debug("telemetry listener %r failed", listener, exc_info=True)
+
+
+def _otel_value(value: Any) -> Any:
+    if isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, (list, tuple)) and all(isinstance(v, (str, bool, int, float)) for v in value):
+        return list(value)
+    return str(value)
+
+
+def _register_instrument() -> None:
+    """Create the observable counter once; the API's proxy binds it to an SDK configured later."""
+    meter = metrics.get_meter("reliable")
+    _state.instrument = meter.create_observable_counter(
+        "reliable.events",
+        callbacks=[_observe],
+        unit="{event}",
+        description="Events of reliable's primitives, by event name and operation",
+    )
+
+
+def _observe(options: metrics.CallbackOptions) -> Iterator[metrics.Observation]:
+    for (name, operation), count in event_counts().items():
+        yield metrics.Observation(count, {"event": name, "reliable.operation": operation})
+
+
+def event_counts() -> dict[tuple[str, str], int]:
+    """A snapshot of the in-process event counters, keyed by ``(event name, operation)``."""
+    with _state.lock:
+        return dict(_state.counts)
+
+
+def add_listener(listener: Listener) -> None:
+    """Call *listener* with every event from now on, in every thread."""
+    with _state.lock:
+        _state.listeners = (*_state.listeners, listener)
+
+
+def remove_listener(listener: Listener) -> None:
+    """Stop calling *listener*; unknown listeners are ignored."""
+    with _state.lock:
+        _state.listeners = tuple(x for x in _state.listeners if x is not listener)
+
+
+@contextmanager
+def listening(listener: Listener) -> Iterator[None]:
+    """Call *listener* with the events emitted in this context (this thread or task) until the block ends."""
+    token = _scoped.set((*_scoped.get(), listener))
+    try:
+        yield
+    finally:
+        _scoped.reset(token)
+
+
+def failures() -> int:
+    """How many times emitting or a listener failed in this process."""
+    return _state.failures

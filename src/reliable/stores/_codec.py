@@ -1,0 +1,56 @@
+"""Argument checks and value encoding shared by the backends."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from .._errors import ConfigError
+
+MAX_KEY_LENGTH = 1024
+"""Keys longer than this are refused; primitives hash long user keys before they get here."""
+
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+_loads = json.loads
+
+
+def check_key(key: str) -> str:
+    """Return *key* if it is a usable key, else raise `ConfigError`."""
+    if type(key) is not str or not key or len(key) > MAX_KEY_LENGTH:
+        msg = f"store key {key!r} is invalid; pass a non-empty str of at most {MAX_KEY_LENGTH} characters"
+        raise ConfigError(msg, key=key)
+    return key
+
+
+def check_ttl(ttl: float | None) -> float | None:
+    """Return *ttl* if it is None or a positive finite number of seconds, else raise `ConfigError`."""
+    if ttl is None:
+        return None
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not math.isfinite(ttl) or ttl <= 0:
+        msg = f"ttl={ttl!r} is invalid; pass seconds > 0, or None for no expiry"
+        raise ConfigError(msg, ttl=ttl)
+    return float(ttl)
+
+
+def check_amount(amount: int) -> int:
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        msg = f"amount={amount!r} is invalid; pass an int"
+        raise ConfigError(msg, amount=amount)
+    return amount
+
+
+def encode(value: Any) -> tuple[bool, bytes]:
+    """Encode *value* as ``(is_json, payload)``: bytes stay as they are, the rest is JSON text."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return False, bytes(value)
+    try:
+        return True, _dumps(value).encode()
+    except (TypeError, ValueError) as exc:
+        msg = f"cannot store {type(value).__name__} value {value!r:.80}: store values are bytes or JSON-encodable ({exc})"
+        raise ConfigError(msg, value=value) from exc
+
+
+def decode(is_json: bool, payload: bytes) -> Any:
+    """Inverse of `encode`."""
+    return _loads(payload) if is_json else payload
