@@ -3,8 +3,6 @@
 See https://github.com/reliable-py/reliable and the docs/ folder.
 """
 
-from __future__ import annotations
-
 from importlib.metadata import version as _version
 
 from ._config import configure

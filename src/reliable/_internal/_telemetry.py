@@ -22,6 +22,7 @@ Only ``opentelemetry-api`` is touched here; with no SDK installed every step is 
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 import threading
@@ -85,10 +86,8 @@ def emit(
         _emit(primitive, event, message, level, attributes or {}, exception)
     except Exception:  # telemetry must never break the caller
         _state.failures += 1
-        try:
+        with contextlib.suppress(Exception):  # logging itself may be what is broken
             _log.debug("telemetry failed for reliable.%s.%s", primitive, event, exc_info=True)
-        except Exception:  # pragma: no cover - logging itself is broken
-            pass
 
 
 def _emit(

@@ -47,7 +47,9 @@ def encode(value: Any) -> tuple[bool, bytes]:
     try:
         return True, _dumps(value).encode()
     except (TypeError, ValueError) as exc:
-        msg = f"cannot store {type(value).__name__} value {value!r:.80}: store values are bytes or JSON-encodable ({exc})"
+        msg = (
+            f"cannot store {type(value).__name__} value {value!r:.80}: store values are bytes or JSON-encodable ({exc})"
+        )
         raise ConfigError(msg, value=value) from exc
 
 

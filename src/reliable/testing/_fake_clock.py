@@ -42,9 +42,7 @@ class FakeClock:
     .. versionadded:: 0.1.0
     """
 
-    def __init__(
-        self, start: float | None = None, *, auto_advance: bool = True, real_timeout: float = 10.0
-    ) -> None:
+    def __init__(self, start: float | None = None, *, auto_advance: bool = True, real_timeout: float = 10.0) -> None:
         self._wall0 = _time.time() if start is None else float(start)
         self._offset = 0.0
         self._cond = threading.Condition()
@@ -95,7 +93,10 @@ class FakeClock:
             return
         with self._cond:
             if not self._cond.wait_for(lambda: self._offset >= deadline, timeout=self.real_timeout):
-                msg = f"FakeClock: nobody advanced the clock to the end of a {seconds_}s sleep within {self.real_timeout}s"
+                msg = (
+                    f"FakeClock: nobody advanced the clock to the end of a {seconds_}s sleep "
+                    f"within {self.real_timeout}s; call clock.advance() from another thread"
+                )
                 raise RuntimeError(msg)
 
     async def asleep(self, seconds_: float) -> None:

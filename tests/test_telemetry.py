@@ -1,0 +1,118 @@
+"""The telemetry core: span events, counters, structured logs and listeners, and it never raises."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from reliable._internal import _telemetry
+from reliable._internal._telemetry import Event, emit, event_counts, listening
+
+
+def test_emit_logs_structured_record(caplog: pytest.LogCaptureFixture) -> None:
+    """An event becomes a log record on logger reliable.<primitive> with the attributes under record.reliable."""
+    with caplog.at_level(logging.WARNING, logger="reliable.retry"):
+        emit("retry", "attempt", "retrying", level=logging.WARNING, attributes={"reliable.attempt": 2})
+
+    (record,) = caplog.records
+    assert ("reliable.retry", "retrying") == (record.name, record.getMessage())
+    assert {"event": "reliable.retry.attempt", "reliable.attempt": 2} == record.reliable  # type: ignore[attr-defined]
+
+
+def test_emit_counts_by_event_and_operation() -> None:
+    """Each event increments the in-process counter of its (name, operation)."""
+    key = ("reliable.test.counted", "op-a")
+    before = event_counts().get(key, 0)
+
+    emit("test", "counted", "x", attributes={"reliable.operation": "op-a"})
+    emit("test", "counted", "x", attributes={"reliable.operation": "op-a"})
+
+    assert before + 2 == event_counts()[key]
+
+
+def test_emit_adds_span_event_to_recording_span() -> None:
+    """With a recording span current, the event is added to it with its attributes."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+
+    with tracer.start_as_current_span("outer"):
+        emit("idempotent", "replay", "replayed", attributes={"reliable.operation": "k", "obj": object(), "n": None})
+
+    (span,) = exporter.get_finished_spans()
+    (event,) = span.events
+    assert "reliable.idempotent.replay" == event.name
+    assert "k" == event.attributes["reliable.operation"]
+    assert "n" not in event.attributes
+    assert event.attributes["obj"].startswith("<object")
+
+
+def test_scoped_listener_sees_only_its_context() -> None:
+    """listening() delivers events emitted inside the block to the listener, and none after it."""
+    seen: list[Event] = []
+
+    with listening(seen.append):
+        emit("single_instance", "skipped", "skipped", attributes={"reliable.operation": "job"})
+    emit("single_instance", "skipped", "after", attributes={"reliable.operation": "job"})
+
+    assert ["reliable.single_instance.skipped"] == [e.name for e in seen]
+
+
+def test_global_listener_added_and_removed() -> None:
+    """add_listener receives every event until remove_listener."""
+    seen: list[str] = []
+
+    def listener(event: Event) -> None:
+        seen.append(event.event)
+
+    _telemetry.add_listener(listener)
+    emit("x", "one", "m")
+    _telemetry.remove_listener(listener)
+    emit("x", "two", "m")
+
+    assert ["one"] == seen
+
+
+def test_failing_listener_never_raises_into_caller() -> None:
+    """A listener that raises is counted as a telemetry failure; emit() still returns normally."""
+    before = _telemetry.failures()
+
+    def broken(event: Event) -> None:
+        raise RuntimeError("sink down")
+
+    with listening(broken):
+        emit("x", "y", "m")
+
+    assert before + 1 == _telemetry.failures()
+
+
+def test_broken_logging_never_raises_into_caller(monkeypatch: pytest.MonkeyPatch) -> None:
+    """If the logging machinery itself fails, emit() swallows it and counts a failure."""
+    before = _telemetry.failures()
+
+    def explode(*args: object, **kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(logging.Logger, "log", explode)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(logging.Logger, "isEnabledFor", lambda self, level: True)
+        emit("x", "z", "m")
+
+    assert before + 1 == _telemetry.failures()
+
+
+def test_counter_observations_export_counts() -> None:
+    """The observable counter's callback reports every (event, operation) count."""
+    emit("test", "observed", "x", attributes={"reliable.operation": "op-b"})
+
+    observations = list(_telemetry._observe(None))  # type: ignore[arg-type]
+
+    assert any(
+        o.attributes == {"event": "reliable.test.observed", "reliable.operation": "op-b"} and o.value >= 1
+        for o in observations
+    )
