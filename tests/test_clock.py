@@ -114,6 +114,23 @@ def test_concurrent_tasks_sleeping_move_to_latest_deadline() -> None:
     assert 3.0 == clock.time()
 
 
+def test_tasks_wake_in_deadline_order_at_their_deadlines() -> None:
+    """Tasks sleeping together wake in deadline order, each seeing the clock at its own deadline."""
+    clock = FakeClock(start=0)
+    woke: list[tuple[str, float]] = []
+
+    async def sleeper(name: str, seconds: float) -> None:
+        await clock.asleep(seconds)
+        woke.append((name, clock.time()))
+
+    async def main() -> None:
+        await asyncio.gather(sleeper("late", 3), sleeper("early", 1), sleeper("now", 0))
+
+    asyncio.run(main())
+
+    assert [("now", 0.0), ("early", 1.0), ("late", 3.0)] == woke
+
+
 def test_manual_clock_blocks_until_advanced() -> None:
     """With auto_advance=False a sleeper waits until another thread advances past its deadline."""
     clock = FakeClock(start=0, auto_advance=False)

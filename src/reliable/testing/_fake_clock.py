@@ -47,6 +47,7 @@ class FakeClock:
         self._offset = 0.0
         self._cond = threading.Condition()
         self._waiters: list[tuple[float, asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        self._waking = 0  # async sleepers whose deadline came but who have not resumed yet
         self.auto_advance = auto_advance
         self.real_timeout = real_timeout
         self.sleeps: list[float] = []
@@ -72,12 +73,13 @@ class FakeClock:
 
     def _move_to(self, offset: float) -> None:
         with self._cond:
-            if offset <= self._offset:
-                return
-            self._offset = offset
-            self._cond.notify_all()
-            due = [w for w in self._waiters if w[0] <= offset]
-            self._waiters = [w for w in self._waiters if w[0] > offset]
+            if offset > self._offset:
+                self._offset = offset
+                self._cond.notify_all()
+            now = self._offset
+            due = [w for w in self._waiters if w[0] <= now]
+            self._waiters = [w for w in self._waiters if w[0] > now]
+            self._waking += len(due)
         for _, loop, future in due:
             loop.call_soon_threadsafe(_resolve, future)
 
@@ -100,24 +102,35 @@ class FakeClock:
                 raise RuntimeError(msg)
 
     async def asleep(self, seconds_: float) -> None:
-        """The async twin of `sleep`; it always yields to the event loop once."""
+        """The async twin of `sleep`.
+
+        With auto-advance, tasks that start sleeping in the same turn of the event loop
+        wake in deadline order and move the clock to each deadline in turn (never by the
+        sum): the sleeper registers, yields once so the others can register too, then
+        time jumps to the earliest pending deadline, again and again, until its own.
+        """
         if seconds_ < 0:
             raise ValueError(f"sleep length must be non-negative, got {seconds_!r}")
-        with self._cond:
-            self.sleeps.append(float(seconds_))
-            deadline = self._offset + seconds_
-        if self.auto_advance:
-            self._move_to(deadline)
-            await asyncio.sleep(0)
-            return
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         with self._cond:
-            if self._offset >= deadline:
-                future.set_result(None)
-            else:
-                self._waiters.append((deadline, loop, future))
-        await asyncio.wait_for(future, timeout=self.real_timeout)
+            self.sleeps.append(float(seconds_))
+            deadline = self._offset + seconds_
+            self._waiters.append((deadline, loop, future))
+        if not self.auto_advance:
+            await asyncio.wait_for(future, timeout=self.real_timeout)
+        else:
+            await asyncio.sleep(0)
+            while not future.done():
+                with self._cond:
+                    # Jump only once every sleeper woken by the last jump has resumed,
+                    # so each one sees the clock at its own deadline.
+                    pending = [w[0] for w in self._waiters if w[1] is loop] if self._waking == 0 else []
+                if pending:
+                    self._move_to(min(pending))
+                await asyncio.sleep(0)
+        with self._cond:
+            self._waking -= 1
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
