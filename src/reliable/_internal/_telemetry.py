@@ -10,7 +10,7 @@ which, never raising into the caller:
 1. adds a span event ``reliable.retry.attempt`` to the current span, if one is recording;
 2. counts the event in-process, exported as the observable counter ``reliable.events``
    (attributes ``event`` and ``reliable.operation``) once a meter provider is configured,
-   so the hot path never calls ``Counter.add``;
+   so the hot path never calls ``Counter.add`` (see `reliable._internal._metrics`);
 3. writes a log record to the logger ``reliable.retry`` if it is enabled for *level*,
    with the event name and attributes under ``record.reliable`` for structured formatters;
 4. hands the `Event` to the listeners: global ones (`add_listener`, used by test
@@ -33,9 +33,20 @@ from typing import Any
 
 from opentelemetry import metrics, trace
 
-from . import _clock
+from . import _clock, _metrics
 
-__all__ = ["Event", "add_listener", "emit", "event_counts", "listening", "remove_listener"]
+__all__ = [
+    "Event",
+    "add_listener",
+    "emit",
+    "event_counts",
+    "listening",
+    "pop_listener",
+    "push_listener",
+    "remove_listener",
+    "report",
+    "wanted",
+]
 
 Listener = Callable[["Event"], None]
 _log = logging.getLogger("reliable.telemetry")
@@ -61,9 +72,7 @@ class Event:
 @dataclass
 class _State:
     lock: threading.Lock = field(default_factory=threading.Lock)
-    counts: dict[tuple[str, str], int] = field(default_factory=dict)
     listeners: tuple[Listener, ...] = ()
-    instrument: Any = None
     failures: int = 0
 
 
@@ -102,12 +111,19 @@ def _emit(
     span = trace.get_current_span()
     if span.is_recording():
         span.add_event(name, {k: _otel_value(v) for k, v in attributes.items() if v is not None})
-    operation = str(attributes.get("reliable.operation", ""))
-    key = (name, operation)
-    with _state.lock:
-        _state.counts[key] = _state.counts.get(key, 0) + 1
-        if _state.instrument is None:
-            _register_instrument()
+    _metrics.count_event(name, str(attributes.get("reliable.operation", "")))
+    _log_and_notify(name, primitive, event, message, level, attributes, exception)
+
+
+def _log_and_notify(
+    name: str,
+    primitive: str,
+    event: str,
+    message: str,
+    level: int,
+    attributes: Mapping[str, Any],
+    exception: BaseException | None,
+) -> None:
     logger = _loggers.get(primitive)
     if logger is None:
         logger = _loggers.setdefault(primitive, logging.getLogger(f"reliable.{primitive}"))
@@ -133,26 +149,46 @@ def _otel_value(value: Any) -> Any:
     return str(value)
 
 
-def _register_instrument() -> None:
-    """Create the observable counter once; the API's proxy binds it to an SDK configured later."""
-    meter = metrics.get_meter("reliable")
-    _state.instrument = meter.create_observable_counter(
-        "reliable.events",
-        callbacks=[_observe],
-        unit="{event}",
-        description="Events of reliable's primitives, by event name and operation",
-    )
-
-
 def _observe(options: metrics.CallbackOptions) -> Iterator[metrics.Observation]:
-    for (name, operation), count in event_counts().items():
-        yield metrics.Observation(count, {"event": name, "reliable.operation": operation})
+    """The ``reliable.events`` callback: every (event, operation) count."""
+    return _metrics.observe_events(options)
 
 
 def event_counts() -> dict[tuple[str, str], int]:
     """A snapshot of the in-process event counters, keyed by ``(event name, operation)``."""
-    with _state.lock:
-        return dict(_state.counts)
+    return _metrics.event_counts()
+
+
+def report(
+    primitive: str,
+    event: str,
+    message: str,
+    *,
+    level: int,
+    attributes: Mapping[str, Any],
+    exception: BaseException | None = None,
+) -> None:
+    """Like `emit`, but only the log record and the listeners: no span event, no count.
+
+    `reliable.observed` reports the end of each call this way (it records the span and
+    the ``reliable.calls`` count itself); call it only when `wanted` says so.
+    """
+    try:
+        _log_and_notify(f"reliable.{primitive}.{event}", primitive, event, message, level, attributes, exception)
+    except Exception:  # telemetry must never break the caller
+        _state.failures += 1
+        with contextlib.suppress(Exception):
+            _log.debug("telemetry failed for reliable.%s.%s", primitive, event, exc_info=True)
+
+
+def wanted(primitive: str, level: int) -> bool:
+    """Whether a record of *primitive* at *level* would reach a log handler or a listener (cheap)."""
+    if _state.listeners or _scoped.get():
+        return True
+    logger = _loggers.get(primitive)
+    if logger is None:
+        logger = _loggers.setdefault(primitive, logging.getLogger(f"reliable.{primitive}"))
+    return logger.isEnabledFor(level)
 
 
 def add_listener(listener: Listener) -> None:
@@ -165,6 +201,16 @@ def remove_listener(listener: Listener) -> None:
     """Stop calling *listener*; unknown listeners are ignored."""
     with _state.lock:
         _state.listeners = tuple(x for x in _state.listeners if x is not listener)
+
+
+def push_listener(listener: Listener) -> contextvars.Token[tuple[Listener, ...]]:
+    """The fast form of `listening`: start; pass the token to `pop_listener` in the same context."""
+    return _scoped.set((*_scoped.get(), listener))
+
+
+def pop_listener(token: contextvars.Token[tuple[Listener, ...]]) -> None:
+    """Stop the listener `push_listener` started."""
+    _scoped.reset(token)
 
 
 @contextmanager

@@ -1,0 +1,170 @@
+"""`reliable`'s metrics, kept in-process and exported through observable instruments.
+
+An SDK ``Counter.add`` costs about 10 µs and ``Histogram.record`` about 9 µs per call on
+these machines, so the hot path does neither:
+
+- ``reliable.events`` (event name, operation) and ``reliable.calls`` (operation, outcome)
+  are plain in-process counts, reported by observable counters when a reader collects;
+- ``reliable.duration`` is a real histogram (seconds), but a call only appends its
+  duration to a queue; the queue is recorded into the histogram when a reader collects
+  (inside the ``reliable.calls`` callback, so the values land in that same collection),
+  or by the caller once it holds `MAX_PENDING` values. With a periodic reader the cost
+  of recording therefore moves to the exporter's thread. Durations are queued only while
+  a real meter provider is set, so without an SDK nothing is kept. (Recorded outside the
+  call, the values carry no trace-based exemplars.)
+
+Instruments are created on the API's global proxy meter on first use (the proxy binds
+them to an SDK provider set later), and once per provider installed with
+`reliable._internal._otel.use_providers`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry import metrics
+
+from . import _otel
+
+__all__ = ["MAX_PENDING", "call_counts", "count_event", "event_counts", "record_call"]
+
+MAX_PENDING = 10_000
+"""Queued durations after which the caller records them itself instead of waiting for a collection."""
+
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+"""Histogram bucket boundaries advised to the SDK, in seconds: from an API call to an hour-long job."""
+
+_lock = threading.Lock()
+_events: dict[tuple[str, str], int] = {}
+_calls: dict[tuple[str, str], int] = {}
+
+
+@dataclass
+class _Instruments:
+    provider: Any
+    duration: Any = None
+    pending: deque[tuple[float, str, str, str]] = field(default_factory=deque)
+    keep: list[Any] = field(default_factory=list)
+
+
+_global: list[_Instruments] = []
+_by_provider: dict[int, _Instruments] = {}
+
+
+def count_event(name: str, operation: str) -> None:
+    """Count one event of a primitive."""
+    key = (name, operation)
+    with _lock:
+        _events[key] = _events.get(key, 0) + 1
+    if not _global:
+        _ensure_global()
+
+
+def record_call(operation: str, outcome: str, duration: float, error_type: str) -> None:
+    """Count one call of an observed operation and queue its duration for the histogram."""
+    key = (operation, outcome)
+    with _lock:
+        _calls[key] = _calls.get(key, 0) + 1
+    provider = _otel.meter_provider()
+    if provider is None:
+        if not _global:
+            _ensure_global()
+        return
+    instruments = _instruments_for(provider)
+    instruments.pending.append((duration, operation, outcome, error_type))
+    if len(instruments.pending) > MAX_PENDING:
+        _flush(instruments)
+
+
+def event_counts() -> dict[tuple[str, str], int]:
+    """A snapshot of the event counts, keyed by ``(event name, operation)``."""
+    with _lock:
+        return dict(_events)
+
+
+def call_counts() -> dict[tuple[str, str], int]:
+    """A snapshot of the call counts, keyed by ``(operation, outcome)``."""
+    with _lock:
+        return dict(_calls)
+
+
+def observe_events(options: Any = None) -> Iterator[metrics.Observation]:
+    for (name, operation), count in event_counts().items():
+        yield metrics.Observation(count, {"event": name, "reliable.operation": operation})
+
+
+def _observe_calls(instruments: _Instruments) -> Callable[[Any], Iterator[metrics.Observation]]:
+    def observe(options: Any) -> Iterator[metrics.Observation]:
+        _flush(instruments)
+        for (operation, outcome), count in call_counts().items():
+            yield metrics.Observation(count, {"reliable.operation": operation, "reliable.outcome": outcome})
+
+    return observe
+
+
+def _flush(instruments: _Instruments) -> None:
+    """Record the queued durations (deque pops are atomic, so concurrent appends are never lost)."""
+    pending, histogram = instruments.pending, instruments.duration
+    while True:
+        try:
+            duration, operation, outcome, error_type = pending.popleft()
+        except IndexError:
+            return
+        attributes = {"reliable.operation": operation, "reliable.outcome": outcome}
+        if error_type:
+            attributes["error.type"] = error_type
+        histogram.record(duration, attributes)
+
+
+def _instruments_for(provider: Any) -> _Instruments:
+    if provider is not _otel.override_meter_provider():
+        return _global[0] if _global else _ensure_global()
+    made = _by_provider.get(id(provider))
+    if made is None or made.provider is not provider:
+        with _lock:
+            made = _by_provider.get(id(provider))
+            if made is None or made.provider is not provider:
+                made = _make(provider.get_meter("reliable", _otel._version()), provider)
+                _by_provider[id(provider)] = made
+    return made
+
+
+def _ensure_global() -> _Instruments:
+    with _lock:
+        if not _global:
+            _global.append(_make(metrics.get_meter("reliable", _otel._version()), None))
+    return _global[0]
+
+
+def _make(meter: metrics.Meter, provider: Any) -> _Instruments:
+    made = _Instruments(provider)
+    made.keep.append(
+        meter.create_observable_counter(
+            "reliable.events",
+            callbacks=[observe_events],
+            unit="{event}",
+            description="Events of reliable's primitives, by event name and operation",
+        )
+    )
+    made.keep.append(
+        meter.create_observable_counter(
+            "reliable.calls",
+            callbacks=[_observe_calls(made)],
+            unit="{call}",
+            description="Calls of observed operations, by operation and outcome",
+        )
+    )
+    try:
+        made.duration = meter.create_histogram(
+            "reliable.duration",
+            unit="s",
+            description="Duration of observed operations, by operation and outcome",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+        )
+    except TypeError:  # pragma: no cover - opentelemetry-api < 1.23 has no bucket advice
+        made.duration = meter.create_histogram("reliable.duration", unit="s", description="Duration of observed calls")
+    return made
