@@ -5,6 +5,9 @@ See https://github.com/reliable-py/reliable and the docs/ folder.
 
 from importlib.metadata import version as _version
 
+from ._attempts import attempts
+from ._budget import RetryBudget
+from ._classify import Classification, classify, transient
 from ._config import configure
 from ._errors import (
     AlreadyRunningError,
@@ -19,12 +22,14 @@ from ._errors import (
     StoreError,
     StoreUnavailableError,
 )
+from ._retry import retry
 
 __version__ = _version("reliable")
 
 __all__ = [
     "AlreadyRunningError",
     "CircuitOpenError",
+    "Classification",
     "ConfigError",
     "IdempotencyConflictError",
     "IdempotencyError",
@@ -32,8 +37,13 @@ __all__ = [
     "LeaseLostError",
     "LockError",
     "ReliableError",
+    "RetryBudget",
     "StoreError",
     "StoreUnavailableError",
     "__version__",
+    "attempts",
+    "classify",
     "configure",
+    "retry",
+    "transient",
 ]

@@ -1,0 +1,270 @@
+"""One retried call after its first failure: the state, the reports, and the sync and async drivers.
+
+The decorator calls the function itself first and comes here only when that fails,
+so a call that succeeds never touches any of this. `Run.assess` turns a failure
+into a `Step` (classification + the pure core's `Decision`); the drivers do the I/O
+around it: the budget, the sleep on the library clock, the next attempt.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import sys
+import warnings
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
+
+from opentelemetry import trace
+
+from ._backoff import Decision, decide
+from ._classify import Classification, classify_at, sdk_retries
+from ._internal import _telemetry
+from ._internal._clock import Clock
+from ._retry_options import Options
+
+__all__ = ["Run", "Step", "add_note", "drive_async", "drive_sync"]
+
+T = TypeVar("T")
+
+_RESULT = Classification("transient", True, None, None, "the result matched retry_on_result")
+_warned: set[str] = set()
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """What follows one failed attempt."""
+
+    decision: Decision
+    classification: Classification
+    retryable: bool
+
+
+def add_note(exc: BaseException, note: str) -> None:
+    """Attach *note* to *exc* (PEP 678: `add_note` on 3.11+, the ``__notes__`` list on 3.10)."""
+    if sys.version_info >= (3, 11):
+        exc.add_note(note)
+    else:  # pragma: no cover - exercised on Python 3.10 only
+        notes = getattr(exc, "__notes__", None)
+        if isinstance(notes, list):
+            notes.append(note)
+        else:
+            exc.__notes__ = [note]  # type: ignore[attr-defined]  # PEP 678 on 3.10
+
+
+def _describe(exc: BaseException | None) -> str:
+    if exc is None:
+        return "the result was rejected by retry_on_result"
+    text = str(exc)
+    if len(text) > 200:
+        text = text[:197] + "..."
+    return f"{type(exc).__qualname__}: {text}" if text else type(exc).__qualname__
+
+
+def _error_type(exc: BaseException | None) -> str | None:
+    if exc is None:
+        return None
+    cls = type(exc)
+    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _mark_span(attempts: int) -> None:
+    try:
+        span = trace.get_current_span()
+        if span.is_recording():
+            span.set_attribute("reliable.retry.attempts", attempts)
+    except Exception:  # telemetry never breaks the call
+        pass
+
+
+class Run:
+    """The retry state of one call: which attempt, since when, how many retries the SDK already made."""
+
+    __slots__ = ("attempt", "clock", "name", "options", "sdk_retries", "start")
+
+    def __init__(self, options: Options, name: str, clock: Clock, start: float) -> None:
+        self.options = options
+        self.name = name
+        self.clock = clock
+        self.start = start
+        self.attempt = 1
+        """The number of the attempt that failed last (our attempts only)."""
+        self.sdk_retries = 0
+
+    @property
+    def total(self) -> int:
+        """Attempts made so far, the SDK's own retries included."""
+        return self.attempt + self.sdk_retries
+
+    def assess(self, exc: BaseException | None) -> Step:
+        """Classify the failure of the current attempt and ask the pure core what follows."""
+        options = self.options
+        if exc is None:
+            classification, retryable = _RESULT, True
+        else:
+            classification = classify_at(exc, self.clock.time())
+            if not isinstance(exc, Exception):
+                retryable = False
+            elif options.on_types is not None:
+                retryable = isinstance(exc, options.on_types)
+            elif options.on_predicate is not None:
+                retryable = bool(options.on_predicate(exc))
+            else:
+                retryable = classification.retry
+            self._count_sdk_retries(exc)
+        why = classification.reason
+        if not retryable and classification.retry:
+            why = f"on= does not retry {type(exc).__qualname__}"
+        decision = decide(
+            options.policy,
+            attempt=self.total,
+            elapsed=self.clock.monotonic() - self.start,
+            retryable=retryable,
+            why=why,
+            requested=classification.wait,
+            rand=random.random(),
+        )
+        return Step(decision, classification, retryable)
+
+    def _count_sdk_retries(self, exc: BaseException) -> None:
+        count = sdk_retries(exc)
+        if not count:
+            return
+        self.sdk_retries += count
+        if self.name not in _warned:
+            _warned.add(self.name)
+            warnings.warn(
+                f"{self.name!r}: the client library already retried this request {count} time(s) itself "
+                f"(x-stainless-retry-count), so retries multiply under reliable.retry; create the client with "
+                f"max_retries=0 and let reliable.retry do the retrying",
+                UserWarning,
+                stacklevel=5,
+            )
+
+    def budget_denied(self, step: Step) -> Step:
+        """The budget refused the retry *step* wanted: report it and turn it into a give-up."""
+        budget = self.options.budget
+        assert budget is not None
+        reason = f"the retry budget {budget.name!r} is exhausted (failing fast instead of adding to a retry storm)"
+        _telemetry.emit(
+            "retry",
+            "budget_exhausted",
+            f"not retrying {self.name!r}: {reason}",
+            level=logging.WARNING,
+            attributes={
+                "reliable.operation": self.name,
+                "reliable.attempt": self.total,
+                "reliable.retry.budget": budget.name,
+                "reliable.classification": step.classification.kind,
+            },
+        )
+        return Step(Decision(None, reason), step.classification, step.retryable)
+
+    def retrying(self, exc: BaseException | None, step: Step) -> None:
+        """Report that attempt `total` failed and the next one follows after ``step.decision.wait``."""
+        wait = step.decision.wait
+        _telemetry.emit(
+            "retry",
+            "attempt",
+            f"retrying {self.name!r} in {wait:.3g}s: attempt {self.total} failed "
+            f"({step.classification.kind}): {_describe(exc)}",
+            level=logging.WARNING,
+            attributes={
+                "reliable.operation": self.name,
+                "reliable.attempt": self.total,
+                "reliable.retry.wait": wait,
+                "error.type": _error_type(exc),
+                "reliable.classification": step.classification.kind,
+            },
+        )
+
+    def give_up(self, exc: BaseException | None, step: Step) -> None:
+        """Add the note to *exc* and report the give-up; a first failure that is simply not retryable stays silent."""
+        if self.total == 1 and not step.retryable:
+            return
+        elapsed = self.clock.monotonic() - self.start
+        sdk = f" ({self.sdk_retries} of them inside the client library)" if self.sdk_retries else ""
+        note = (
+            f"reliable.retry gave up on {self.name!r} after {self.total} attempt(s){sdk} "
+            f"over {elapsed:.2f}s: {step.decision.reason}"
+        )
+        if exc is not None:
+            add_note(exc, note)
+        _telemetry.emit(
+            "retry",
+            "give_up",
+            f"{note}; last error: {_describe(exc)}",
+            level=logging.ERROR,
+            attributes={
+                "reliable.operation": self.name,
+                "reliable.attempt": self.total,
+                "reliable.retry.attempts": self.total,
+                "reliable.retry.elapsed": elapsed,
+                "reliable.retry.reason": step.decision.reason,
+                "error.type": _error_type(exc),
+                "reliable.classification": step.classification.kind,
+            },
+            exception=exc,
+        )
+        _mark_span(self.total)
+
+    def succeeded(self) -> None:
+        """The call ended well after retries: put the attempt count on the current span."""
+        _mark_span(self.total)
+
+
+def drive_sync(run: Run, call: Callable[[], T], exc: BaseException | None, result: Any = None) -> T:
+    """Retry *call* after its first attempt failed with *exc* (or returned a rejected *result*)."""
+    budget = run.options.budget
+    accept = run.options.retry_on_result
+    while True:
+        step = run.assess(exc)
+        if not step.decision.give_up and budget is not None and not budget.try_acquire():
+            step = run.budget_denied(step)
+        wait = step.decision.wait
+        if wait is None:
+            run.give_up(exc, step)
+            if exc is not None:
+                raise exc
+            return cast(T, result)  # the last rejected result
+        run.retrying(exc, step)
+        run.clock.sleep(wait)
+        run.attempt += 1
+        try:
+            result = call()
+        except Exception as error:
+            exc = error
+            continue
+        exc = None
+        if accept is None or not accept(result):
+            run.succeeded()
+            return cast(T, result)
+
+
+async def drive_async(run: Run, call: Callable[[], Awaitable[T]], exc: BaseException | None, result: Any = None) -> T:
+    """The async twin of `drive_sync`: the same steps, awaiting the call, the budget and the sleep."""
+    budget = run.options.budget
+    accept = run.options.retry_on_result
+    while True:
+        step = run.assess(exc)
+        if not step.decision.give_up and budget is not None and not await budget.atry_acquire():
+            step = run.budget_denied(step)
+        wait = step.decision.wait
+        if wait is None:
+            run.give_up(exc, step)
+            if exc is not None:
+                raise exc
+            return cast(T, result)  # the last rejected result
+        run.retrying(exc, step)
+        await run.clock.asleep(wait)
+        run.attempt += 1
+        try:
+            result = await call()
+        except Exception as error:
+            exc = error
+            continue
+        exc = None
+        if accept is None or not accept(result):
+            run.succeeded()
+            return cast(T, result)
