@@ -22,6 +22,8 @@ from ._errors import (
     StoreError,
     StoreUnavailableError,
 )
+from ._idempotency_block import idempotency
+from ._idempotent import idempotent
 from ._retry import retry
 
 __version__ = _version("reliable")
@@ -44,6 +46,8 @@ __all__ = [
     "attempts",
     "classify",
     "configure",
+    "idempotency",
+    "idempotent",
     "retry",
     "transient",
 ]

@@ -1,0 +1,179 @@
+"""The protocol of `reliable.idempotent`, written once as generators that yield I/O requests.
+
+Each flow (`enter`, `succeed`, `fail`) yields the store operations, sleeps and in-process
+waits it needs as small tuples, and the sync and async drivers in ``_idempotent.py`` carry
+them out (as httpx's ``Auth.auth_flow`` serves both of its clients). Errors raised by an
+operation are thrown back into the flow at the ``yield``.
+
+Round trips: a first call is one create-if-absent (the claim) plus one compare-and-set (the
+completion); a replay is the one create-if-absent, whose failure returns the record to replay.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Generator
+from typing import Any
+
+from . import _idempotency_core as core
+from . import _idempotency_local as local
+from ._errors import IdempotencyConflictError
+from ._internal._telemetry import emit
+
+__all__ = ["CAS", "DELETE", "GET", "HOLD", "PUT", "SLEEP", "STOP", "WAIT", "Claimed", "enter", "fail", "succeed"]
+
+PUT, GET, CAS, DELETE, SLEEP, WAIT, HOLD, STOP = range(8)
+"""Operation codes: ``(PUT, key, value, ttl)`` -> ``(Record, created)``; ``(GET, key)`` -> Record | None;
+``(CAS, key, value, version, ttl)`` -> Record | None; ``(DELETE, key, version)`` -> bool;
+``(SLEEP, seconds)``; ``(WAIT, flight)``; ``(HOLD, key, value, version, lease, operation)`` -> lease;
+``(STOP, lease)`` -> the claim's current version."""
+
+Flow = Generator[tuple[Any, ...], Any, Any]
+
+
+class Claimed:
+    """The outcome of `enter`: a replayed result, or a claim this caller must complete or release."""
+
+    __slots__ = ("call", "flight", "lease", "replayed", "result")
+
+    def __init__(self, call: core.Call, flight: local.Flight | None, lease: Any, replayed: bool, result: Any) -> None:
+        self.call = call
+        self.flight = flight
+        self.lease = lease
+        self.replayed = replayed
+        self.result = result
+
+
+def _report(policy: core.Policy, call: core.Call, event: str, message: str, level: int, **extra: Any) -> None:
+    attributes = {"reliable.operation": policy.operation, "reliable.idempotency_key": call.key, **extra}
+    emit("idempotent", event, message, level=level, attributes=attributes)
+
+
+def enter(policy: core.Policy, store: object, call: core.Call) -> Flow:
+    """Claim *call*'s key, or wait for and replay the result of whoever holds it."""
+    while True:
+        flight, leader = local.join(store, call.key)
+        if leader:
+            try:
+                return (yield from _lead(policy, store, call, flight))
+            except BaseException:
+                local.finish(store, call.key, flight)
+                raise
+        if flight.is_own():
+            raise core.in_progress(policy, call, call.owner, None, reentrant=True)
+        if not policy.wait:
+            raise core.in_progress(policy, call, "another caller in this process", None)
+        _report(policy, call, "wait", f"waiting for {call.key!r} in this process", logging.INFO, where="process")
+        yield (WAIT, flight)
+        if flight.data is not None:
+            core.judge(policy, call, flight.data, None)
+            return _replay(policy, call, flight.data, flight)
+
+
+def _lead(policy: core.Policy, store: object, call: core.Call, flight: local.Flight) -> Flow:
+    claim = core.claim(policy, call)
+    record, created = yield (PUT, call.key, claim, policy.lease)
+    attempt = 0
+    holder: Any = None
+    while True:
+        try:
+            step = core.decide(policy, call, record, created)
+        except IdempotencyConflictError as exc:
+            _report(policy, call, "conflict", exc.message, logging.WARNING)
+            raise
+        if step.action == core.RUN:
+            if holder is None:
+                _report(policy, call, "first_run", f"running {policy.operation!r} for {call.key!r}", logging.DEBUG)
+            else:
+                msg = f"took over {call.key!r} from {holder!r}, whose claim expired"
+                _report(policy, call, "takeover", msg, logging.WARNING, previous_owner=str(holder))
+            lease = yield (HOLD, call.key, claim, record.version, policy.lease, policy.operation)
+            return Claimed(call, flight, lease, False, None)
+        assert step.data is not None
+        if step.action == core.REPLAY:
+            local.finish(store, call.key, flight, step.data)
+            return _replay(policy, call, step.data, None)
+        if holder is None:
+            holder = step.data.get("owner")
+            msg = f"waiting for {call.key!r}, held by {holder!r}"
+            _report(policy, call, "wait", msg, logging.INFO, where="store", owner=str(holder))
+        yield (SLEEP, core.poll_delay(attempt, policy.lease))
+        attempt += 1
+        record = yield (GET, call.key)
+        created = False
+        if record is None:
+            record, created = yield (PUT, call.key, claim, policy.lease)
+
+
+def _replay(policy: core.Policy, call: core.Call, data: dict[str, Any], flight: local.Flight | None) -> Claimed:
+    kind = "error" if "error" in data else "result"
+    _report(policy, call, "replay", f"replaying the stored {kind} for {call.key!r}", logging.INFO, replayed=kind)
+    value, unstored = core.replay(policy, call, data)
+    if unstored is not None:
+        if flight is not None and flight.has_live:
+            value = flight.live
+        else:
+            msg = f"{policy.operation!r} already ran for {call.key!r}; its result was not stored ({unstored}): None"
+            _report(policy, call, "result_not_stored", msg, logging.WARNING)
+    return Claimed(call, None, None, True, value)
+
+
+def succeed(policy: core.Policy, store: object, claimed: Claimed, result: Any) -> Flow:
+    """Store *result* as the key's outcome, if the claim is still this caller's."""
+    call = claimed.call
+    data: dict[str, Any] | None = None
+    live: Any = local._MISSING
+    try:
+        version = yield (STOP, claimed.lease)
+        value, completed, unstored = core.complete(policy, call, result)
+        record = yield (CAS, call.key, value, version, policy.ttl)
+        if record is None:
+            record, created = yield (PUT, call.key, value, policy.ttl)
+            if not created:
+                error = core.lease_lost(policy, call, result)
+                _report(policy, call, "lease_lost", error.message, logging.ERROR)
+                raise error
+            msg = f"the claim on {call.key!r} had expired, but nobody took it over: the result is stored"
+            _report(policy, call, "completed_late", msg, logging.WARNING)
+        data = completed
+        if unstored is not None:
+            live = result
+            msg = f"{policy.operation!r} ran for {call.key!r} and is marked done; its result was not stored: {unstored}"
+            _report(policy, call, "result_not_stored", msg, logging.WARNING)
+    finally:
+        if claimed.flight is not None:
+            local.finish(store, call.key, claimed.flight, data, live)
+    return result
+
+
+def fail(policy: core.Policy, store: object, claimed: Claimed, exc: BaseException) -> Flow:
+    """Release the claim after *exc* so a later call can run, or record *exc* if it is in ``cache_errors``."""
+    call = claimed.call
+    data: dict[str, Any] | None = None
+    try:
+        version = yield (STOP, claimed.lease)
+        if isinstance(exc, Exception) and isinstance(exc, policy.cache_errors):
+            value, completed = core.complete_error(policy, call, exc)
+            record = yield (CAS, call.key, value, version, policy.ttl)
+            if record is None:
+                record, created = yield (PUT, call.key, value, policy.ttl)
+                if not created:
+                    msg = f"claim on {call.key!r} was taken over; {type(exc).__name__} was not recorded"
+                    _report(policy, call, "lease_lost", msg, logging.ERROR)
+                    return
+            data = completed
+            msg = f"recorded {type(exc).__name__} for {call.key!r}; it is re-raised on replay"
+            _report(policy, call, "error_cached", msg, logging.INFO)
+            return
+        if (yield (DELETE, call.key, version)):
+            msg = f"released {call.key!r} after {type(exc).__name__}; a later call runs again"
+            _report(policy, call, "released", msg, logging.INFO, error=type(exc).__name__)
+        else:
+            msg = f"claim on {call.key!r} was lost before {type(exc).__name__} released it"
+            _report(policy, call, "lease_lost", msg, logging.WARNING)
+    except Exception as store_exc:
+        msg = f"could not release {call.key!r} after {type(exc).__name__} ({store_exc!r}); it frees when the lease ends"
+        _report(policy, call, "release_failed", msg, logging.WARNING)
+    finally:
+        if claimed.flight is not None:
+            local.finish(store, call.key, claimed.flight, data)

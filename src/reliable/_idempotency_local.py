@@ -1,0 +1,124 @@
+"""In-process coordination of `reliable.idempotent`: one flight per key, and waiting for it.
+
+When several threads or tasks of one process call with the same key at once, only the first
+(the *leader*) talks to the store; the others wait on an in-process signal and then read the
+leader's outcome. They never poll the store or sleep on the library clock: under a fake
+clock, a poller's sleep would move time past the leader's own lease and run the function twice.
+
+Flights are keyed by ``(id(store), store key)`` and removed when they finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["Flight", "await_flight", "finish", "join", "wait_flight"]
+
+_MISSING: Any = object()
+
+
+class Flight:
+    """One key being claimed, run or replayed by a leader in this process."""
+
+    __slots__ = ("data", "done", "live", "task", "thread", "waiters")
+
+    def __init__(self) -> None:
+        self.done = False
+        self.data: dict[str, Any] | None = None
+        """The COMPLETED record the leader ended with, or None: waiters must try again themselves."""
+        self.live: Any = _MISSING
+        """The leader's own result object, when it could not be stored."""
+        self.thread = threading.get_ident()
+        self.task: object = _current_task()
+        self.waiters: list[Callable[[], None]] = []
+
+    @property
+    def has_live(self) -> bool:
+        return self.live is not _MISSING
+
+    def is_own(self) -> bool:
+        """Whether the caller is the leader itself (waiting would deadlock)."""
+        task = _current_task()
+        if task is not None:
+            return task is self.task
+        return self.thread == threading.get_ident()
+
+
+_lock = threading.Lock()
+_flights: dict[tuple[int, str], Flight] = {}
+
+
+def _current_task() -> object:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # no running loop in this thread
+        return None
+
+
+def join(store: object, key: str) -> tuple[Flight, bool]:
+    """The flight of *key* in *store*, and whether the caller leads it (it did not exist)."""
+    ident = (id(store), key)
+    with _lock:
+        flight = _flights.get(ident)
+        if flight is not None:
+            return flight, False
+        flight = _flights[ident] = Flight()
+    return flight, True
+
+
+def finish(store: object, key: str, flight: Flight, data: dict[str, Any] | None = None, live: Any = _MISSING) -> None:
+    """End *flight* with the COMPLETED record *data* (None: waiters try again) and wake its waiters."""
+    ident = (id(store), key)
+    with _lock:
+        if flight.done:
+            return
+        flight.done = True
+        flight.data = data
+        flight.live = live
+        if _flights.get(ident) is flight:
+            del _flights[ident]
+        waiters, flight.waiters = flight.waiters, []
+    for wake in waiters:
+        wake()
+
+
+def wait_flight(flight: Flight) -> None:
+    """Block this thread until *flight* finishes."""
+    with _lock:
+        if flight.done:
+            return
+        event = threading.Event()
+        flight.waiters.append(event.set)
+    event.wait()
+
+
+async def await_flight(flight: Flight) -> None:
+    """Suspend this task until *flight* finishes."""
+    loop = asyncio.get_running_loop()
+    with _lock:
+        if flight.done:
+            return
+        future: asyncio.Future[None] = loop.create_future()
+        flight.waiters.append(lambda: _wake(loop, future))
+    await future
+
+
+def _wake(loop: asyncio.AbstractEventLoop, future: asyncio.Future[None]) -> None:
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        _resolve(future)
+        return
+    with contextlib.suppress(RuntimeError):  # the waiter's loop is closed; nobody is waiting any more
+        loop.call_soon_threadsafe(_resolve, future)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
