@@ -40,6 +40,22 @@ def check_amount(amount: int) -> int:
     return amount
 
 
+def check_prefix(prefix: str) -> str:
+    """Return *prefix* if it is a str (``''`` scans every key), else raise `ConfigError`."""
+    if type(prefix) is not str:
+        msg = f"prefix={prefix!r} is invalid; pass a str ('' scans every key)"
+        raise ConfigError(msg, parameter="prefix", value=prefix)
+    return prefix
+
+
+def check_limit(limit: int | None) -> int | None:
+    """Return *limit* if it is None or an int >= 0, else raise `ConfigError`."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        msg = f"limit={limit!r} is invalid; pass an int >= 0, or None for no limit"
+        raise ConfigError(msg, parameter="limit", value=limit)
+    return limit
+
+
 def encode(value: Any) -> tuple[bool, bytes]:
     """Encode *value* as ``(is_json, payload)``: bytes stay as they are, the rest is JSON text."""
     if isinstance(value, (bytes, bytearray, memoryview)):

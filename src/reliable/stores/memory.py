@@ -7,7 +7,7 @@ import threading
 from typing import Any
 
 from .._internal import _clock
-from ._codec import check_amount, check_key, check_ttl, decode, encode
+from ._codec import check_amount, check_key, check_limit, check_prefix, check_ttl, decode, encode
 from ._protocol import Record, Value
 
 __all__ = ["MemoryStore"]
@@ -146,12 +146,16 @@ class MemoryStore:
             return total
 
     def scan(self, prefix: str, *, limit: int | None = None) -> list[Record]:
+        check_prefix(prefix)
+        check_limit(limit)
         with self._lock:
             self._check_open()
             now = self._now()
             keys = sorted(k for k in self._data if k.startswith(prefix))
             out: list[Record] = []
             for k in keys:
+                if limit is not None and len(out) >= limit:
+                    break
                 entry = self._live(k, now)
                 if entry is not None:
                     out.append(self._record(k, entry))
