@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from .._errors import ConfigError, StoreError, StoreUnavailableError
 from .._internal import _clock
 from .._internal._durations import Duration, seconds
-from ._codec import check_amount, check_key, check_ttl, decode, encode
+from ._codec import check_amount, check_key, check_limit, check_prefix, check_ttl, decode, encode
 from ._protocol import Record, Value
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
@@ -333,7 +333,7 @@ class SQLiteStore:
         return self._run(self._incr, check_key(key), check_amount(amount), check_ttl(ttl))
 
     def scan(self, prefix: str, *, limit: int | None = None) -> list[Record]:
-        return self._run(self._scan, _check_prefix(prefix), _check_limit(limit))
+        return self._run(self._scan, check_prefix(prefix), check_limit(limit))
 
     def close(self) -> None:
         """Close the connection; later calls raise `StoreUnavailableError`. Closing twice is harmless."""
@@ -369,7 +369,7 @@ class SQLiteStore:
         return await self._arun(self._incr, check_key(key), check_amount(amount), check_ttl(ttl))
 
     async def ascan(self, prefix: str, *, limit: int | None = None) -> list[Record]:
-        return await self._arun(self._scan, _check_prefix(prefix), _check_limit(limit))
+        return await self._arun(self._scan, check_prefix(prefix), check_limit(limit))
 
     async def aclose(self) -> None:
         self.close()
@@ -418,17 +418,3 @@ def _after_prefix(prefix: str) -> str | None:
             return prefix[:-1] + chr(code)
         prefix = prefix[:-1]
     return None
-
-
-def _check_prefix(prefix: str) -> str:
-    if type(prefix) is not str:
-        msg = f"prefix={prefix!r} is invalid; pass a str ('' scans every key)"
-        raise ConfigError(msg, parameter="prefix", value=prefix)
-    return prefix
-
-
-def _check_limit(limit: int | None) -> int | None:
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
-        msg = f"limit={limit!r} is invalid; pass an int >= 0, or None for no limit"
-        raise ConfigError(msg, parameter="limit", value=limit)
-    return limit
