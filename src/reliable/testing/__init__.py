@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from .._internal._clock import installed
+from ._contract import check_store
 from ._fake_clock import FakeClock
 
-__all__ = ["FakeClock", "installed"]
+__all__ = ["FakeClock", "check_store", "installed"]
