@@ -1,0 +1,78 @@
+"""How `PostgresStore` tells a dead connection from a refused statement, and the errors it raises."""
+
+from __future__ import annotations
+
+import select
+from typing import Any
+
+import psycopg
+import psycopg_pool
+
+from .._errors import ReliableError, StoreError
+from ._postgres_core import NOT_A_COUNTER_STATES
+from ._server import unavailable
+
+_SERVER_GONE = frozenset({"57P01", "57P02", "57P03", "08000", "08003", "08006", "08001", "08004", "53300"})
+"""SQLSTATEs that mean the server ended or refused the session (shutdown, crash, too many connections)."""
+
+
+def idle_ok(conn: Any) -> bool:
+    """Whether a pooled idle connection still looks alive, without a round trip.
+
+    A server that ended an idle session (``pg_terminate_backend``, a restart) has already
+    sent an error or closed the socket, so the socket is readable: such a connection is
+    dropped before a statement is sent on it, and the statement goes to a fresh one.
+    """
+    if conn.closed or conn.broken:
+        return False
+    try:
+        readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    except (OSError, ValueError, psycopg.Error):
+        return False
+    return not readable
+
+
+def is_lost(exc: BaseException) -> bool:
+    """Whether *exc* means the connection died (so a read may be retried on another one)."""
+    if isinstance(exc, psycopg_pool.PoolTimeout):
+        return False
+    if isinstance(exc, psycopg.OperationalError):
+        return exc.sqlstate is None or exc.sqlstate in _SERVER_GONE
+    return False
+
+
+def undefined_table(exc: BaseException) -> bool:
+    return isinstance(exc, psycopg.errors.UndefinedTable)
+
+
+def migrate_error(table: str, address: str) -> StoreError:
+    msg = (
+        f"table {table} does not exist at {address}; run PostgresStore.migrate() as a user who may create "
+        "tables, or apply reliable/stores/postgres.sql (PostgresStore.ddl(schema=..., table=...)), "
+        "or pass create=True"
+    )
+    return StoreError(msg, table=table, address=address)
+
+
+def fault(address: str, table: str, operation: str, key: str | None, exc: BaseException) -> ReliableError:
+    """The `reliable` error for a driver error *exc* raised by *operation*."""
+    if isinstance(exc, psycopg_pool.PoolTimeout):
+        return unavailable("PostgreSQL", address, operation, key, exc, sent=False)
+    sqlstate = getattr(exc, "sqlstate", None)
+    if isinstance(exc, psycopg.OperationalError) and (sqlstate is None or sqlstate in _SERVER_GONE):
+        # With an error response the server failed the statement (an autocommit statement that
+        # fails is rolled back); with none, the connection died and the outcome is unknown.
+        return unavailable("PostgreSQL", address, operation, key, exc, sent=sqlstate is None)
+    if isinstance(exc, psycopg.errors.UndefinedTable):
+        return migrate_error(table, address)
+    if operation == "incr" and sqlstate in NOT_A_COUNTER_STATES:
+        msg = f"key {key!r} holds a value that is not an int counter ({exc}); incr() needs an int value"
+        return StoreError(msg, key=key, sqlstate=sqlstate)
+    if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+        msg = (
+            f"PostgreSQL at {address} refused {operation} on {table}: {exc}. Grant the store's user SELECT, "
+            f"INSERT, UPDATE, DELETE on {table} and {table}_meta, and USAGE on the sequence {table}_version"
+        )
+        return StoreError(msg, address=address, table=table, operation=operation, key=key, sqlstate=sqlstate)
+    msg = f"PostgreSQL at {address} refused {operation}({key!r}) on {table}: {exc} (SQLSTATE {sqlstate})"
+    return StoreError(msg, address=address, table=table, operation=operation, key=key, sqlstate=sqlstate)

@@ -1,0 +1,278 @@
+"""The pure half of `RedisStore`: its Lua scripts, the requests it sends and how it reads the replies.
+
+Layout under a prefix ``P`` (default ``reliable:``)::
+
+    P version   string  store-wide counter; every write takes the next value (versions never reused)
+    P index     zset    every key, score 0, so ZRANGEBYLEX answers prefix scans in key order
+    P expiry    zset    keys with a TTL, scored by expiry (µs, store time), for purging
+    P k:<key>   hash    d = payload, j = "1" if JSON, v = version, e = expiry (µs, store time)
+
+Every operation is one script run (EVALSHA, one round trip). A script reads the server's
+``TIME``, adds the client's clock skew (0 unless a test moved a fake clock), treats records
+past ``e`` as absent, and deletes up to 16 expired records on each write, so nothing needs a
+daemon. Redis's own PEXPIRE on each hash is only the backstop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from .._errors import StoreError
+from ._codec import check_amount, check_key, check_ttl, decode, encode
+from ._protocol import Record, Value
+from ._server import decode_key, encode_key, prefix_end
+
+_PRELUDE = """
+local V, I, X, K = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local HP = ARGV[2]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2]) + tonumber(ARGV[1])
+local function fmt(n) return string.format('%.0f', n) end
+local function live(k)
+  local r = redis.call('HMGET', k, 'd', 'j', 'v', 'e')
+  if not r[3] then return nil end
+  if r[4] and tonumber(r[4]) <= now then return nil end
+  return r
+end
+local function purge()
+  local dead = redis.call('ZRANGEBYSCORE', X, '-inf', fmt(now), 'LIMIT', 0, 16)
+  for _, m in ipairs(dead) do
+    redis.call('DEL', HP .. m)
+    redis.call('ZREM', I, m)
+    redis.call('ZREM', X, m)
+  end
+end
+local function write(j, d)
+  local m, ttl = ARGV[3], ARGV[4]
+  local v = redis.call('INCR', V)
+  redis.call('DEL', K)
+  redis.call('ZADD', I, 0, m)
+  if ttl == '' then
+    redis.call('HSET', K, 'd', d, 'j', j, 'v', v)
+    redis.call('ZREM', X, m)
+    return {v, -1}
+  end
+  local e = math.ceil(now + tonumber(ttl))
+  redis.call('HSET', K, 'd', d, 'j', j, 'v', v, 'e', fmt(e))
+  redis.call('PEXPIRE', K, fmt(math.ceil(tonumber(ttl) / 1000) + tonumber(ARGV[5])))
+  redis.call('ZADD', X, fmt(e), m)
+  return {v, e}
+end
+"""
+
+_BODIES = {
+    "get": """
+local r = live(K)
+if not r then return false end
+return {r[3], r[4] or -1, r[2], r[1]}
+""",
+    "put_if_absent": """
+purge()
+local r = live(K)
+if r then return {0, r[3], r[4] or -1, r[2], r[1]} end
+local w = write(ARGV[6], ARGV[7])
+return {1, w[1], w[2]}
+""",
+    "compare_and_set": """
+purge()
+local r = live(K)
+if not r or tonumber(r[3]) ~= tonumber(ARGV[8]) then return false end
+return write(ARGV[6], ARGV[7])
+""",
+    "set": """
+purge()
+return write(ARGV[6], ARGV[7])
+""",
+    "delete": """
+purge()
+local r = live(K)
+if not r or (ARGV[6] ~= '' and tonumber(r[3]) ~= tonumber(ARGV[6])) then return 0 end
+redis.call('DEL', K)
+redis.call('ZREM', I, ARGV[3])
+redis.call('ZREM', X, ARGV[3])
+return 1
+""",
+    "incr": """
+purge()
+local r = live(K)
+if not r then
+  write('1', ARGV[6])
+  return ARGV[6]
+end
+if r[2] ~= '1' or not string.match(r[1], '^%-?%d+$') then
+  return redis.error_reply('RELIABLE_NOT_A_COUNTER the value is not an int')
+end
+redis.call('HINCRBY', K, 'd', ARGV[6])
+redis.call('HSET', K, 'v', redis.call('INCR', V))
+return redis.call('HGET', K, 'd')
+""",
+    "scan": """
+local limit = tonumber(ARGV[5])
+local out, n, offset = {}, 0, 0
+while true do
+  local batch = redis.call('ZRANGEBYLEX', I, ARGV[3], ARGV[4], 'LIMIT', offset, 256)
+  if #batch == 0 then return out end
+  offset = offset + #batch
+  for _, m in ipairs(batch) do
+    local r = live(HP .. m)
+    if r then
+      out[#out + 1] = m
+      out[#out + 1] = r[3]
+      out[#out + 1] = r[4] or -1
+      out[#out + 1] = r[2]
+      out[#out + 1] = r[1]
+      n = n + 1
+      if n == limit then return out end
+    end
+  end
+end
+""",
+}
+
+SCRIPTS: dict[str, tuple[str, str]] = {}
+"""Script name -> (SHA1, source). EVALSHA first; on NOSCRIPT, EVAL (which also caches it)."""
+for _name, _body in _BODIES.items():
+    _source = _PRELUDE + _body
+    SCRIPTS[_name] = (hashlib.sha1(_source.encode()).hexdigest(), _source)  # noqa: S324 - Redis names scripts by SHA1
+
+NOT_A_COUNTER = "RELIABLE_NOT_A_COUNTER"
+
+Arg = bytes | str
+
+
+class Call(NamedTuple):
+    """One request: the script to run (None: the TIME command), its keys and arguments, and the reply parser."""
+
+    operation: str
+    key: str | None
+    script: str | None
+    keys: list[bytes]
+    args: list[Arg]
+    parse: Callable[[Any], Any]
+
+
+class Layout:
+    """The Redis key names of one store (one prefix) and the request builders for each operation."""
+
+    def __init__(self, prefix: str) -> None:
+        raw = encode_key(prefix)
+        self.prefix = prefix
+        self.version_key = raw + b"version"
+        self.index_key = raw + b"index"
+        self.expiry_key = raw + b"expiry"
+        self.record_prefix = raw + b"k:"
+
+    def _keys(self, member: bytes | None) -> list[bytes]:
+        keys = [self.version_key, self.index_key, self.expiry_key]
+        if member is not None:
+            keys.append(self.record_prefix + member)
+        return keys
+
+    def _head(self, skew: float, member: bytes, ttl: float | None) -> list[Arg]:
+        return [_micros(skew), self.record_prefix, member, "" if ttl is None else repr(ttl * 1e6), _grace(skew)]
+
+    def now(self, skew: float) -> Call:
+        return Call("now", None, None, [], [], lambda reply: int(reply[0]) + int(reply[1]) / 1e6 + skew)
+
+    def get(self, key: str, skew: float) -> Call:
+        member = encode_key(check_key(key))
+        return Call("get", key, "get", self._keys(member), [_micros(skew), self.record_prefix, member], _optional(key))
+
+    def put_if_absent(self, key: str, value: Value, ttl: float | None, skew: float) -> Call:
+        member = encode_key(check_key(key))
+        is_json, payload = encode(value)
+        args = [*self._head(skew, member, check_ttl(ttl)), _flag(is_json), payload]
+
+        def parse(reply: Any) -> tuple[Record, bool]:
+            if int(reply[0]):
+                return _record(key, [reply[1], reply[2], _flag(is_json), payload]), True
+            return _record(key, reply[1:]), False
+
+        return Call("put_if_absent", key, "put_if_absent", self._keys(member), args, parse)
+
+    def compare_and_set(self, key: str, value: Value, version: int, ttl: float | None, skew: float) -> Call:
+        member = encode_key(check_key(key))
+        is_json, payload = encode(value)
+        args = [*self._head(skew, member, check_ttl(ttl)), _flag(is_json), payload, str(_version(version))]
+        parse = _written(key, is_json, payload)
+        return Call("compare_and_set", key, "compare_and_set", self._keys(member), args, parse)
+
+    def set(self, key: str, value: Value, ttl: float | None, skew: float) -> Call:
+        member = encode_key(check_key(key))
+        is_json, payload = encode(value)
+        args = [*self._head(skew, member, check_ttl(ttl)), _flag(is_json), payload]
+        return Call("set", key, "set", self._keys(member), args, _written(key, is_json, payload))
+
+    def delete(self, key: str, version: int | None, skew: float) -> Call:
+        member = encode_key(check_key(key))
+        args = [*self._head(skew, member, None), "" if version is None else str(_version(version))]
+        return Call("delete", key, "delete", self._keys(member), args, lambda reply: bool(int(reply)))
+
+    def incr(self, key: str, amount: int, ttl: float | None, skew: float) -> Call:
+        member = encode_key(check_key(key))
+        args = [*self._head(skew, member, check_ttl(ttl)), str(check_amount(amount))]
+        return Call("incr", key, "incr", self._keys(member), args, int)
+
+    def scan(self, prefix: str, limit: int | None, skew: float) -> Call | None:
+        """The scan request, or None when *limit* asks for nothing."""
+        if limit is not None and limit <= 0:
+            return None
+        low = encode_key(prefix)
+        high = prefix_end(low)
+        lo: Arg = b"[" + low if low else "-"
+        hi: Arg = "+" if high is None else b"(" + high
+        args: list[Arg] = [_micros(skew), self.record_prefix, lo, hi, str(-1 if limit is None else limit)]
+
+        def parse(reply: Any) -> list[Record]:
+            return [_record(decode_key(reply[i]), reply[i + 1 : i + 5]) for i in range(0, len(reply), 5)]
+
+        return Call("scan", None, "scan", self._keys(None), args, parse)
+
+
+def _micros(skew: float) -> str:
+    return str(round(skew * 1e6))
+
+
+def _grace(skew: float) -> str:
+    """Milliseconds Redis keeps a hash past its TTL: logical expiry always comes first.
+
+    With a fake clock (skew != 0) real time and store time drift apart, so the backstop
+    waits a day more than the skew; the purge on writes still removes the record in time.
+    """
+    return "1000" if skew == 0 else str(86_400_000 + math.ceil(abs(skew) * 1000))
+
+
+def _flag(is_json: bool) -> bytes:
+    return b"1" if is_json else b"0"
+
+
+def _version(version: int) -> int:
+    if isinstance(version, bool) or not isinstance(version, int):
+        from .._errors import ConfigError
+
+        msg = f"version={version!r} is invalid; pass the int version of a record you read"
+        raise ConfigError(msg, version=version)
+    return version
+
+
+def _record(key: str, fields: Any) -> Record:
+    version, expires, flag, payload = fields
+    expires_us = int(expires)
+    return Record(key, decode(flag == b"1", payload), int(version), None if expires_us < 0 else expires_us / 1e6)
+
+
+def _optional(key: str) -> Callable[[Any], Record | None]:
+    return lambda reply: None if reply is None else _record(key, reply)
+
+
+def _written(key: str, is_json: bool, payload: bytes) -> Callable[[Any], Record | None]:
+    flag = _flag(is_json)
+    return lambda reply: None if reply is None else _record(key, [reply[0], reply[1], flag, payload])
+
+
+def not_a_counter(key: str | None, server_message: str) -> StoreError:
+    msg = f"key {key!r} holds a value that is not an int counter ({server_message}); incr() needs an int value"
+    return StoreError(msg, key=key)

@@ -1,0 +1,463 @@
+"""`PostgresStore`: the store in a PostgreSQL table, shared by every process and host that uses it.
+
+Needs ``pip install 'reliable[postgres]'`` (psycopg 3 and psycopg_pool).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+import psycopg
+import psycopg_pool
+from psycopg import conninfo as _conninfo
+
+from .._errors import ConfigError, ReliableError, StoreError
+from .._internal import _clock
+from ._postgres_core import DEFAULT_SCHEMA, DEFAULT_TABLE, Query, Statements
+from ._postgres_faults import fault, idle_ok, is_lost, migrate_error, undefined_table
+from ._protocol import Record, Value
+from ._server import PerLoop, check_timeout, forked_since, pop_query, skew_of
+
+__all__ = ["PostgresStore"]
+
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+class PostgresStore:
+    """A `reliable.stores.Store` and `reliable.stores.AsyncStore` in a PostgreSQL table.
+
+    Every operation is one statement in autocommit mode (one round trip): ``INSERT … ON
+    CONFLICT`` and ``UPDATE … WHERE version = …`` with ``RETURNING``. Time is the server's
+    (``clock_timestamp()``), so leases and TTLs do not depend on the clocks of the hosts;
+    versions come from one sequence, so they only grow and are never reused. Expired rows
+    are invisible at once and deleted by later writes.
+
+    The table, its sequence and a ``<table>_meta`` table holding the schema version are
+    created on first use (when *create* is true and they are missing), or by `migrate`, or
+    by running ``reliable/stores/postgres.sql`` (see `ddl`) as a user allowed to run DDL.
+
+    Args:
+        url: A libpq URL or DSN (``postgresql://user@host:5432/db``); ``schema`` and
+            ``table`` query parameters set *schema* and *table*. Or an existing
+            ``psycopg_pool.ConnectionPool`` / ``psycopg.Connection`` (the async methods then
+            run it in a thread) or ``AsyncConnectionPool`` / ``AsyncConnection`` (then only
+            the async methods work). Give the store autocommit connections for one round
+            trip per operation; others get a transaction per operation.
+        schema: The schema of the table (default ``public``).
+        table: The table name (default ``reliable_store``).
+        create: Create the table on first use if it is missing. With False, a missing
+            table raises `reliable.StoreError` telling you to run the SQL file.
+        timeout: Seconds to wait for a connection before giving up.
+        max_connections: Largest size of each connection pool the store makes.
+        clock: The clock whose skew is added to the server's time (default: the library clock).
+
+    Raises:
+        ConfigError: a bad URL, schema or table name, timeout or pool size.
+        reliable.StoreUnavailableError: (from every operation) the server cannot be reached.
+            ``maybe_applied`` is true when a write was sent and the connection died before
+            the reply: it may or may not have committed, so read before doing it again.
+            Reads are retried once on a fresh connection; writes never.
+        reliable.StoreError: the server refused the operation (missing rights, missing
+            table with ``create=False``, ``incr`` on a non-counter).
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(
+        self,
+        url: str | Any = DEFAULT_URL,
+        *,
+        schema: str | None = None,
+        table: str | None = None,
+        create: bool = True,
+        timeout: float = 5.0,
+        max_connections: int = 10,
+        clock: _clock.Clock | None = None,
+    ) -> None:
+        self._timeout = check_timeout(timeout)
+        if isinstance(max_connections, bool) or not isinstance(max_connections, int) or max_connections < 1:
+            msg = f"max_connections={max_connections!r} is invalid; pass an int >= 1"
+            raise ConfigError(msg, parameter="max_connections", value=max_connections)
+        self._max = max_connections
+        self._create = bool(create)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._conn_lock = threading.Lock()
+        self._dsn: str | None = None
+        self._pool: Any = None
+        self._pool_pid = os.getpid()
+        self._given: Any = None
+        self._closed = False
+        self._ready = False
+        if isinstance(url, str):
+            self._dsn, query = pop_query(url, ("schema", "table")) if "://" in url else (url, {})
+            schema = query.get("schema") if schema is None else schema
+            table = query.get("table") if table is None else table
+            self.address = _address(self._dsn)
+        elif isinstance(url, (psycopg_pool.ConnectionPool, psycopg_pool.AsyncConnectionPool)):
+            self._given = url
+            self.address = _address(url.conninfo if isinstance(url.conninfo, str) else "")
+        elif isinstance(url, (psycopg.Connection, psycopg.AsyncConnection)):
+            self._given = url
+            self.address = _address_of(url)
+        else:
+            msg = f"url={url!r} is not a PostgreSQL URL, pool or connection; pass 'postgresql://user@host/db'"
+            raise ConfigError(msg, parameter="url", value=url)
+        self._sql = Statements(schema or DEFAULT_SCHEMA, table or DEFAULT_TABLE)
+        self._loops: PerLoop[Any] = PerLoop(self._open_async_pool, _aclose_pool)
+        self._async_conn_lock: asyncio.Lock | None = None
+
+    @property
+    def table(self) -> str:
+        """The qualified table name, ``schema.table``."""
+        return f"{self._sql.schema}.{self._sql.table}"
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({self.address!r}, table={self.table!r})"
+
+    @staticmethod
+    def ddl(*, schema: str = DEFAULT_SCHEMA, table: str = DEFAULT_TABLE) -> str:
+        """The SQL that creates the store's objects (what `migrate` runs; ``postgres.sql`` for the defaults)."""
+        from ._postgres_core import ddl
+
+        return ddl(schema, table)
+
+    # -- connections ---------------------------------------------------------------
+
+    def _kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"autocommit": True, "application_name": "reliable"}
+        if "connect_timeout" not in (self._dsn or ""):
+            kwargs["connect_timeout"] = max(2, math.ceil(self._timeout))
+        return kwargs
+
+    @contextmanager
+    def _connection(self) -> Iterator[Any]:
+        if self._closed:
+            raise _closed(self.address)
+        given = self._given
+        if isinstance(given, psycopg.Connection):
+            with self._conn_lock:
+                yield _usable(given)
+            return
+        if isinstance(given, psycopg_pool.ConnectionPool):
+            with _checked_out(given, self._timeout, self._max) as conn:
+                yield conn
+            return
+        if given is not None:
+            msg = f"this PostgresStore was made from {type(given).__name__}; use the a* methods or pass a URL"
+            raise ConfigError(msg, parameter="url")
+        pool = self._pool
+        if pool is None or forked_since(self._pool_pid, pool):
+            with self._lock:
+                if self._pool is None or forked_since(self._pool_pid, self._pool):
+                    self._pool = psycopg_pool.ConnectionPool(
+                        self._dsn or "", kwargs=self._kwargs(), min_size=1, max_size=self._max, open=True,
+                        timeout=self._timeout, name=f"reliable:{self.table}",
+                    )  # fmt: skip
+                    self._pool_pid = os.getpid()
+                pool = self._pool
+        with _checked_out(pool, self._timeout, self._max) as conn:
+            yield conn
+
+    async def _open_async_pool(self) -> Any:
+        pool = psycopg_pool.AsyncConnectionPool(
+            self._dsn or "", kwargs=self._kwargs(), min_size=1, max_size=self._max, open=False,
+            timeout=self._timeout, name=f"reliable:{self.table}:async",
+        )  # fmt: skip
+        await pool.open()
+        return pool
+
+    @asynccontextmanager
+    async def _aconnection(self) -> AsyncIterator[Any]:
+        if self._closed:
+            raise _closed(self.address)
+        given = self._given
+        if isinstance(given, psycopg.AsyncConnection):
+            if self._async_conn_lock is None:
+                self._async_conn_lock = asyncio.Lock()
+            async with self._async_conn_lock:
+                yield _usable(given)
+            return
+        pool = given if isinstance(given, psycopg_pool.AsyncConnectionPool) else await self._loops.get()
+        for _ in range(self._max + 1):
+            conn = await pool.getconn(timeout=self._timeout)
+            if idle_ok(conn):
+                break
+            await conn.close()
+            await pool.putconn(conn)
+        else:
+            raise psycopg.errors.ConnectionDoesNotExist("every pooled connection was dead")
+        try:
+            yield conn
+        finally:
+            await pool.putconn(conn)
+
+    # -- drivers: the only code that does I/O --------------------------------------
+
+    def _run(self, query: Query) -> Any:
+        for attempt in (1, 2):
+            try:
+                with self._connection() as conn:
+                    if not self._ready:
+                        self._ensure(conn)
+                    if conn.autocommit:
+                        return _execute(conn, query)
+                    with conn.transaction():
+                        return _execute(conn, query)
+            except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+                if attempt == 1 and query.operation in ("get", "scan", "now") and is_lost(exc):
+                    continue
+                raise self._fault(query, exc) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _arun(self, query: Query) -> Any:
+        if isinstance(self._given, (psycopg.Connection, psycopg_pool.ConnectionPool)):
+            return await asyncio.to_thread(self._run, query)
+        for attempt in (1, 2):
+            try:
+                async with self._aconnection() as conn:
+                    if not self._ready:
+                        await self._aensure(conn)
+                    if conn.autocommit:
+                        return await _aexecute(conn, query)
+                    async with conn.transaction():
+                        return await _aexecute(conn, query)
+            except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+                if attempt == 1 and query.operation in ("get", "scan", "now") and is_lost(exc):
+                    continue
+                raise self._fault(query, exc) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _fault(self, query: Query, exc: BaseException) -> ReliableError:
+        if undefined_table(exc):
+            self._ready = False
+        return fault(self.address, self.table, query.operation, query.key, exc)
+
+    def _ensure(self, conn: Any) -> None:
+        """Check the schema version once; create the objects if they are missing and *create* allows."""
+        try:
+            rows = _execute(conn, self._sql.schema_version())
+        except psycopg.errors.UndefinedTable:
+            if not self._create:
+                raise migrate_error(self.table, self.address) from None
+            _migrate(conn, self._sql)
+            rows = _execute(conn, self._sql.schema_version())
+        _check_version(rows, self.table)
+        self._ready = True
+
+    async def _aensure(self, conn: Any) -> None:
+        try:
+            rows = await _aexecute(conn, self._sql.schema_version())
+        except psycopg.errors.UndefinedTable:
+            if not self._create:
+                raise migrate_error(self.table, self.address) from None
+            await _amigrate(conn, self._sql)
+            rows = await _aexecute(conn, self._sql.schema_version())
+        _check_version(rows, self.table)
+        self._ready = True
+
+    def migrate(self) -> int:
+        """Create the table, sequence and schema-version row if missing; return the schema version.
+
+        Safe to run any number of times, from several processes at once (it takes an
+        advisory lock). Needs the rights to create tables in the schema.
+
+        .. versionadded:: 0.1.0
+        """
+        try:
+            with self._connection() as conn:
+                _migrate(conn, self._sql)
+                rows = _execute(conn, self._sql.schema_version())
+        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+            raise fault(self.address, self.table, "migrate", None, exc) from exc
+        self._ready = True
+        return _check_version(rows, self.table)
+
+    async def amigrate(self) -> int:
+        """The async twin of `migrate`."""
+        try:
+            async with self._aconnection() as conn:
+                await _amigrate(conn, self._sql)
+                rows = await _aexecute(conn, self._sql.schema_version())
+        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+            raise fault(self.address, self.table, "migrate", None, exc) from exc
+        self._ready = True
+        return _check_version(rows, self.table)
+
+    def _skew(self) -> float:
+        return skew_of(self._clock)
+
+    # -- Store ---------------------------------------------------------------------
+
+    def now(self) -> float:
+        return float(self._run(self._sql.now(self._skew())))
+
+    def get(self, key: str) -> Record | None:
+        result: Record | None = self._run(self._sql.get(key, self._skew()))
+        return result
+
+    def put_if_absent(self, key: str, value: Value, *, ttl: float | None = None) -> tuple[Record, bool]:
+        result: tuple[Record, bool] = self._run(self._sql.put_if_absent(key, value, ttl, self._skew()))
+        return result
+
+    def compare_and_set(self, key: str, value: Value, *, version: int, ttl: float | None = None) -> Record | None:
+        result: Record | None = self._run(self._sql.compare_and_set(key, value, version, ttl, self._skew()))
+        return result
+
+    def set(self, key: str, value: Value, *, ttl: float | None = None) -> Record:
+        result: Record = self._run(self._sql.set(key, value, ttl, self._skew()))
+        return result
+
+    def delete(self, key: str, *, version: int | None = None) -> bool:
+        return bool(self._run(self._sql.delete(key, version, self._skew())))
+
+    def incr(self, key: str, amount: int = 1, *, ttl: float | None = None) -> int:
+        return int(self._run(self._sql.incr(key, amount, ttl, self._skew())))
+
+    def scan(self, prefix: str, *, limit: int | None = None) -> list[Record]:
+        query = self._sql.scan(prefix, limit, self._skew())
+        result: list[Record] = [] if query is None else self._run(query)
+        return result
+
+    def close(self) -> None:
+        """Close the pools this store opened (a pool or connection you passed in stays open)."""
+        self._closed = True
+        self._loops.close_all()
+        pool, self._pool = self._pool, None
+        if pool is not None and not forked_since(self._pool_pid, pool):
+            pool.close()
+
+    # -- AsyncStore ------------------------------------------------------------------
+
+    async def anow(self) -> float:
+        return float(await self._arun(self._sql.now(self._skew())))
+
+    async def aget(self, key: str) -> Record | None:
+        result: Record | None = await self._arun(self._sql.get(key, self._skew()))
+        return result
+
+    async def aput_if_absent(self, key: str, value: Value, *, ttl: float | None = None) -> tuple[Record, bool]:
+        result: tuple[Record, bool] = await self._arun(self._sql.put_if_absent(key, value, ttl, self._skew()))
+        return result
+
+    async def acompare_and_set(
+        self, key: str, value: Value, *, version: int, ttl: float | None = None
+    ) -> Record | None:
+        result: Record | None = await self._arun(self._sql.compare_and_set(key, value, version, ttl, self._skew()))
+        return result
+
+    async def aset(self, key: str, value: Value, *, ttl: float | None = None) -> Record:
+        result: Record = await self._arun(self._sql.set(key, value, ttl, self._skew()))
+        return result
+
+    async def adelete(self, key: str, *, version: int | None = None) -> bool:
+        return bool(await self._arun(self._sql.delete(key, version, self._skew())))
+
+    async def aincr(self, key: str, amount: int = 1, *, ttl: float | None = None) -> int:
+        return int(await self._arun(self._sql.incr(key, amount, ttl, self._skew())))
+
+    async def ascan(self, prefix: str, *, limit: int | None = None) -> list[Record]:
+        query = self._sql.scan(prefix, limit, self._skew())
+        result: list[Record] = [] if query is None else await self._arun(query)
+        return result
+
+    async def aclose(self) -> None:
+        """Close this event loop's pool, then the rest (a pool or connection you passed in stays open)."""
+        await self._loops.aclose_current()
+        self.close()
+
+
+def _execute(conn: Any, query: Query) -> Any:
+    cur = conn.cursor(binary=True)
+    cur.execute(query.sql, query.params)
+    rows = cur.fetchall() if cur.description is not None else []
+    return query.parse(rows, cur.rowcount)
+
+
+async def _aexecute(conn: Any, query: Query) -> Any:
+    cur = conn.cursor(binary=True)
+    await cur.execute(query.sql, query.params)
+    rows = await cur.fetchall() if cur.description is not None else []
+    return query.parse(rows, cur.rowcount)
+
+
+def _migrate(conn: Any, sql: Statements) -> None:
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [sql.lock_name])
+        conn.execute(sql.ddl.encode())
+
+
+async def _amigrate(conn: Any, sql: Statements) -> None:
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [sql.lock_name])
+        await conn.execute(sql.ddl.encode())
+
+
+def _check_version(rows: Any, table: str) -> int:
+    from ._postgres_core import SCHEMA_VERSION
+
+    found = int(rows[0][0]) if rows else 0
+    if found != SCHEMA_VERSION:
+        msg = (
+            f"table {table} has schema version {found}, this reliable reads version {SCHEMA_VERSION}; "
+            "upgrade reliable, or run PostgresStore.migrate() / the postgres.sql of this version"
+        )
+        raise StoreError(msg, table=table, schema_version=found)
+    return found
+
+
+@contextmanager
+def _checked_out(pool: Any, timeout: float, tries: int) -> Iterator[Any]:
+    """A connection from *pool* that still looks alive (see `idle_ok`); dead ones are closed and dropped."""
+    for _ in range(tries + 1):
+        conn = pool.getconn(timeout=timeout)
+        if idle_ok(conn):
+            break
+        conn.close()
+        pool.putconn(conn)
+    else:
+        raise psycopg.errors.ConnectionDoesNotExist("every pooled connection was dead")
+    try:
+        yield conn
+    finally:
+        pool.putconn(conn)
+
+
+def _usable(conn: Any) -> Any:
+    if conn.closed or conn.broken:
+        raise psycopg.errors.ConnectionDoesNotExist("the connection given to PostgresStore is closed")
+    return conn
+
+
+async def _aclose_pool(pool: Any) -> None:
+    await pool.close()
+
+
+def _address(dsn: str) -> str:
+    """``postgresql://user@host:port/dbname`` from a URL or DSN, without the password."""
+    try:
+        params = _conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError as exc:
+        msg = f"cannot parse PostgreSQL URL/DSN ({exc}); pass 'postgresql://user@host:5432/db'"
+        raise ConfigError(msg, parameter="url") from exc
+    user = f"{params['user']}@" if params.get("user") else ""
+    host = params.get("host") or "localhost"
+    port = params.get("port") or 5432
+    return f"postgresql://{user}{host}:{port}/{params.get('dbname') or ''}"
+
+
+def _address_of(conn: Any) -> str:
+    info = conn.info
+    return f"postgresql://{info.user}@{info.host}:{info.port}/{info.dbname}"
+
+
+def _closed(address: str) -> ReliableError:
+    from .._errors import StoreUnavailableError
+
+    return StoreUnavailableError(f"PostgresStore for {address} is closed; make a new one", address=address)
