@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import math
-import multiprocessing
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
@@ -620,6 +619,8 @@ def race_processes(url: str, *, processes: int = 4, increments: int = 500, timeo
     Each child opens the store by *url* with `reliable.stores.open`; they start together
     behind a barrier. Raises `AssertionError` if a child fails or the race outlives *timeout*.
     """
+    import multiprocessing
+
     from ..stores import open as open_store
 
     key = "race:counter"
