@@ -13,7 +13,7 @@ from ._errors import ConfigError
 from .stores import Store
 from .stores import open as open_store
 
-__all__ = ["StoreLike", "alert_sinks", "configure", "configured", "default_store", "resolve_store"]
+__all__ = ["StoreLike", "alert_sinks", "configure", "configured", "default_store", "lock_settings", "resolve_store"]
 
 StoreLike = Union[Store, str]
 """A store object, or a store URL such as ``"sqlite:////var/lib/myjob/state.db"``."""
@@ -26,13 +26,23 @@ class _Config:
     store: Store | str | None = None
     alerts: tuple[Any, ...] | None = None
     opened: dict[str, Store] = field(default_factory=dict)
+    lock_dir: str | None = None
+    locks: str = "file"
+    lock_network_fs: str = "warn"
 
 
 _lock = threading.RLock()
 _config = _Config()
 
 
-def configure(*, store: StoreLike | None = _UNSET, alerts: Sequence[Any] | None = _UNSET) -> None:
+def configure(
+    *,
+    store: StoreLike | None = _UNSET,
+    alerts: Sequence[Any] | None = _UNSET,
+    lock_dir: str | os.PathLike[str] | None = _UNSET,
+    locks: str = _UNSET,
+    lock_network_fs: str = _UNSET,
+) -> None:
     """Set the defaults every primitive uses when it is not given its own.
 
     Args:
@@ -41,9 +51,15 @@ def configure(*, store: StoreLike | None = _UNSET, alerts: Sequence[Any] | None 
             ``postgresql://…``). None goes back to ``RELIABLE_STORE`` or the embedded
             SQLite store under ``$XDG_STATE_HOME/reliable/state.db``.
         alerts: The alert sinks of `reliable.alerts`; None goes back to the default (log).
+        lock_dir: The directory of `reliable.single_instance` lock files; None goes back to
+            ``RELIABLE_LOCK_DIR`` or ``$XDG_STATE_HOME/reliable/locks``.
+        locks: ``"file"`` (the default: ``flock`` on this host) or ``"store"`` (leases in the
+            configured store, for locks across hosts) for `single_instance` calls without *store*.
+        lock_network_fs: What a lock directory on NFS, SMB or FUSE does: ``"warn"`` (the
+            default), ``"refuse"`` (raise `ConfigError`) or ``"allow"``.
 
     Raises:
-        ConfigError: *store* is neither a store nor a string.
+        ConfigError: *store* is neither a store nor a string, or a lock setting is invalid.
 
     Omitted arguments keep their current value.
 
@@ -60,8 +76,34 @@ def configure(*, store: StoreLike | None = _UNSET, alerts: Sequence[Any] | None 
         changes["store"] = store
     if alerts is not _UNSET:
         changes["alerts"] = None if alerts is None else tuple(alerts)
+    changes.update(_lock_changes(lock_dir, locks, lock_network_fs))
     with _lock:
         _config = replace(_config, **changes)
+
+
+def _lock_changes(lock_dir: Any, locks: Any, network_fs: Any) -> dict[str, Any]:
+    changes: dict[str, Any] = {}
+    if lock_dir is not _UNSET:
+        if lock_dir is not None and (not isinstance(lock_dir, (str, os.PathLike)) or not os.fspath(lock_dir)):
+            msg = f"lock_dir={lock_dir!r} is not a directory path; pass a str or pathlib.Path, or None for the default"
+            raise ConfigError(msg, parameter="lock_dir", value=lock_dir)
+        changes["lock_dir"] = None if lock_dir is None else os.fsdecode(os.fspath(lock_dir))
+    for param, value, allowed in (("locks", locks, ("file", "store")), ("lock_network_fs", network_fs, _NET)):
+        if value is not _UNSET:
+            if value not in allowed:
+                msg = f"{param}={value!r} is not one of {', '.join(map(repr, allowed))}; pass one of them"
+                raise ConfigError(msg, parameter=param, value=value)
+            changes[param] = value
+    return changes
+
+
+_NET = ("warn", "refuse", "allow")
+
+
+def lock_settings() -> tuple[str | None, str, str]:
+    """``(lock_dir, locks, lock_network_fs)`` as configured, for `reliable.single_instance`."""
+    config = _config
+    return config.lock_dir, config.locks, config.lock_network_fs
 
 
 def _validate_url(url: str) -> None:
@@ -113,12 +155,19 @@ def alert_sinks() -> tuple[Any, ...] | None:
 
 
 @contextmanager
-def configured(*, store: StoreLike | None = _UNSET, alerts: Sequence[Any] | None = _UNSET) -> Iterator[None]:
+def configured(
+    *,
+    store: StoreLike | None = _UNSET,
+    alerts: Sequence[Any] | None = _UNSET,
+    lock_dir: str | os.PathLike[str] | None = _UNSET,
+    locks: str = _UNSET,
+    lock_network_fs: str = _UNSET,
+) -> Iterator[None]:
     """Apply `configure` inside the ``with`` block only, then restore the previous configuration."""
     global _config
     with _lock:
         previous = _config
-    configure(store=store, alerts=alerts)
+    configure(store=store, alerts=alerts, lock_dir=lock_dir, locks=locks, lock_network_fs=lock_network_fs)
     try:
         yield
     finally:
