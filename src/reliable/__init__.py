@@ -24,7 +24,9 @@ from ._errors import (
 )
 from ._idempotency_block import idempotency
 from ._idempotent import idempotent
+from ._lease import SKIPPED, Lease, Skipped
 from ._retry import retry
+from ._single_instance import single_instance
 
 __version__ = _version("reliable")
 
@@ -36,10 +38,13 @@ __all__ = [
     "IdempotencyConflictError",
     "IdempotencyError",
     "InProgressError",
+    "Lease",
     "LeaseLostError",
     "LockError",
     "ReliableError",
     "RetryBudget",
+    "SKIPPED",
+    "Skipped",
     "StoreError",
     "StoreUnavailableError",
     "__version__",
@@ -49,5 +54,6 @@ __all__ = [
     "idempotency",
     "idempotent",
     "retry",
+    "single_instance",
     "transient",
 ]

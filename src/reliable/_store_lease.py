@@ -1,0 +1,295 @@
+"""The store backend of `single_instance`: a lease with a TTL, renewed in the background, with a fencing token.
+
+Renewal, and why it is built this way
+--------------------------------------
+`StoreLease.renew` (and `StoreLease.arenew`) extend the lease once, now; the background
+renewer calls it every third of the TTL (so two renewals can fail before the lease ends),
+and tests or callers with their own loop can call it too.
+
+The renewer is a daemon thread for leases taken with ``with`` / a sync function, and an
+asyncio task for ``async with`` / a coroutine function. Both run inside a copy of the
+acquiring context (`contextvars.copy_context`; ``create_task`` copies it too), so the
+telemetry listeners of an enclosing ``observed`` see each ``renewed`` event as progress.
+
+Renewal times come from the library clock, but the renewer waits for them on its stop
+signal in real time, never by sleeping on the clock: a renewer asleep on a fake clock
+with ``auto_advance`` would jump time forward for the whole test, and one asleep on the
+real clock could not be stopped at release. With the real clock the wait lasts until the
+next renewal is due (or the lease is released); with any other clock the renewer looks at
+the clock every 5 ms, so a test moves time with ``clock.advance(...)`` and the renewal
+happens then, exactly once per renewal period passed, with no real waiting for the TTL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import logging
+import os
+import threading
+from typing import Any
+
+from ._internal import _clock, _telemetry
+from ._lease import Lease
+from ._lease_core import renew_after, retry_renew_after, slot_key
+from ._store_flow import arun, check_flow, release_flow, renew_flow, run
+
+__all__ = ["FAKE_CLOCK_POLL", "StoreLease"]
+
+FAKE_CLOCK_POLL = 0.005
+"""Real seconds between the renewer's looks at a clock that is not the system clock."""
+
+
+class StoreLease(Lease):
+    """A `Lease` kept in a store, with a TTL the holder renews in the background."""
+
+    __slots__ = (
+        "_astop",
+        "_next_renew",
+        "_owner_id",
+        "_stop",
+        "_store",
+        "_task",
+        "_thread",
+        "_ttl",
+        "_valid_until",
+        "_value",
+        "_version",
+    )
+    backend = "store"
+
+    def __init__(
+        self,
+        *,
+        store: Any,
+        owner_id: str,
+        value: dict[str, Any],
+        version: int,
+        ttl: float,
+        started: float,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self._store = store
+        self._owner_id = owner_id
+        self._value = value
+        self._version = version
+        self._ttl = ttl
+        self._valid_until = started + ttl
+        self._next_renew = started + renew_after(ttl)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._astop: asyncio.Event | None = None
+
+    @property
+    def ttl(self) -> float:
+        """Seconds the lease lasts without renewal."""
+        return self._ttl
+
+    @property
+    def lost(self) -> bool:
+        self._expire_if_due()
+        return super().lost
+
+    # -- renewal -------------------------------------------------------------------------
+
+    def _expire_if_due(self) -> None:
+        if self._lost is None and not self._released and _clock.current().monotonic() >= self._valid_until:
+            self._mark_lost(f"it was not renewed within its ttl of {self._ttl:g}s, so another holder may have it")
+
+    def _renewed(self, version: int | None, started: float) -> None:
+        if version is None:
+            self._mark_lost("its lease expired or another holder took it over before it was renewed")
+            self._raise_if_lost()
+            return
+        self._version = version
+        self._valid_until = started + self._ttl
+        self._next_renew = started + renew_after(self._ttl)
+        _telemetry.emit(
+            "single_instance",
+            "renewed",
+            f"renewed lock {self.name!r} for {self._ttl:g}s",
+            level=logging.DEBUG,
+            attributes=self._attributes(**{"reliable.lock.held_s": self.held_s, "reliable.lock.ttl_s": self._ttl}),
+        )
+
+    def _renew_args(self) -> dict[str, Any]:
+        return {
+            "key": slot_key(self.name, self.slot),
+            "value": self._value,
+            "version": self._version,
+            "ttl": self._ttl,
+            "owner_id": self._owner_id,
+        }
+
+    def renew(self) -> None:
+        """Extend the lease by its TTL now (the background renewer does this for you).
+
+        Raises:
+            LeaseLostError: the lease expired or belongs to another holder now.
+            StoreError: the store failed; the lease stays valid until its TTL runs out.
+        """
+        self._raise_if_lost()
+        self._expire_if_due()
+        self._raise_if_lost()
+        started = _clock.current().monotonic()
+        self._renewed(run(renew_flow(**self._renew_args()), self._store), started)
+
+    async def arenew(self) -> None:
+        """The async twin of `renew`."""
+        self._raise_if_lost()
+        self._expire_if_due()
+        self._raise_if_lost()
+        started = _clock.current().monotonic()
+        self._renewed(await arun(renew_flow(**self._renew_args()), self._store), started)
+
+    def _failed(self, exc: Exception) -> bool:
+        """A renewal failed for a reason other than losing the lease: retry soon, or give up at the TTL."""
+        now = _clock.current().monotonic()
+        remaining = self._valid_until - now
+        if remaining <= 0:
+            self._mark_lost(f"it could not be renewed within its ttl of {self._ttl:g}s ({exc})")
+            return False
+        self._next_renew = now + retry_renew_after(self._ttl, remaining)
+        _telemetry.emit(
+            "single_instance",
+            "renew_failed",
+            f"could not renew lock {self.name!r} ({exc}); retrying, {remaining:.1f}s of lease left",
+            level=logging.WARNING,
+            attributes=self._attributes(**{"reliable.lock.remaining_s": remaining}),
+            exception=exc,
+        )
+        return True
+
+    def _due_in(self) -> tuple[float, float]:
+        """(library-clock seconds until the next renewal, real seconds to wait before looking again)."""
+        clock = _clock.current()
+        due = self._next_renew - clock.monotonic()
+        return due, (due if isinstance(clock, _clock.SystemClock) else min(due, FAKE_CLOCK_POLL))
+
+    def _renew_loop(self) -> None:
+        while True:
+            due, wait = self._due_in()
+            if due > 0:
+                if self._stop.wait(wait):
+                    return
+                continue
+            if self._stop.is_set():
+                return
+            try:
+                self.renew()
+            except Exception as exc:
+                if self.lost or not self._failed(exc):
+                    return
+
+    async def _arenew_loop(self, stop: asyncio.Event) -> None:
+        while True:
+            due, wait = self._due_in()
+            if due > 0:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop.wait(), wait)
+                if stop.is_set() or self._stop.is_set():
+                    return
+                continue
+            try:
+                await self.arenew()
+            except Exception as exc:
+                if self.lost or not self._failed(exc):
+                    return
+
+    def start_renewer(self) -> None:
+        """Renew in a daemon thread that runs in a copy of the caller's context."""
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(
+            target=context.run, args=(self._renew_loop,), name=f"reliable-lease:{self.name}", daemon=True
+        )
+        self._thread.start()
+
+    def start_arenewer(self) -> None:
+        """Renew in an asyncio task of the running loop (which copies the caller's context)."""
+        self._astop = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(
+            self._arenew_loop(self._astop), name=f"reliable-lease:{self.name}"
+        )
+
+    # -- check and release -------------------------------------------------------------
+
+    def check(self) -> None:
+        """Raise `LeaseLostError` unless the store still holds this lease (one read from the store)."""
+        self._raise_if_lost()
+        self._expire_if_due()
+        self._raise_if_lost()
+        if not run(check_flow(key=self.where, owner_id=self._owner_id), self._store):
+            self._mark_lost("the store holds another holder's lease now (or none)")
+            self._raise_if_lost()
+
+    async def acheck(self) -> None:
+        """The async twin of `check`."""
+        self._raise_if_lost()
+        self._expire_if_due()
+        self._raise_if_lost()
+        if not await arun(check_flow(key=self.where, owner_id=self._owner_id), self._store):
+            self._mark_lost("the store holds another holder's lease now (or none)")
+            self._raise_if_lost()
+
+    def _stop_thread(self) -> None:
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=self._ttl)
+        task = self._task
+        if task is not None and self._astop is not None:  # released from sync code: stop the task from its loop
+            with contextlib.suppress(RuntimeError):
+                task.get_loop().call_soon_threadsafe(self._astop.set)
+
+    def release(self) -> None:
+        """Stop renewing and delete the lease, only if it is still ours."""
+        if self._released:
+            return
+        self._stop_thread()
+        if self.pid != os.getpid():  # a forked child must never delete its parent's lease
+            self._released = True
+            return
+        try:
+            deleted: bool | Exception = run(self._release_flow(), self._store)
+        except Exception as exc:
+            deleted = exc
+        self._after_release(deleted)
+
+    async def arelease(self) -> None:
+        """The async twin of `release`."""
+        if self._released:
+            return
+        task, self._task = self._task, None
+        if self._astop is not None:
+            self._astop.set()
+        self._stop_thread()
+        if task is not None and task is not asyncio.current_task():
+            await asyncio.gather(task, return_exceptions=True)
+        if self.pid != os.getpid():
+            self._released = True
+            return
+        try:
+            deleted: bool | Exception = await arun(self._release_flow(), self._store)
+        except Exception as exc:
+            deleted = exc
+        self._after_release(deleted)
+
+    def _release_flow(self) -> Any:
+        return release_flow(key=self.where, version=self._version, owner_id=self._owner_id)
+
+    def _after_release(self, deleted: bool | Exception) -> None:
+        if isinstance(deleted, Exception):
+            _telemetry.emit(
+                "single_instance",
+                "release_failed",
+                f"could not release lock {self.name!r} ({deleted}); it ends by itself within {self._ttl:g}s",
+                level=logging.WARNING,
+                attributes=self._attributes(),
+                exception=deleted,
+            )
+        elif not deleted:
+            self._mark_lost("at release, the store held another holder's lease (or none)")
+        self._finish_release()
