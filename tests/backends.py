@@ -40,3 +40,16 @@ BACKENDS: dict[str, Backend] = {
     "memory": Backend("memory", None, lambda _tmp: MemoryStore()),
     "sqlite": Backend("sqlite", _sqlite_url, lambda tmp: SQLiteStore(tmp / "state.db")),
 }
+
+# Redis and PostgreSQL: one key prefix / table per store, carried in the URL (see server_backends.py).
+import server_backends as _servers  # noqa: E402
+
+BACKENDS["redis"] = Backend(
+    "redis", _servers.redis_url, lambda tmp: _servers.open_url(_servers.redis_url(tmp)), _servers.redis_unavailable
+)
+BACKENDS["postgres"] = Backend(
+    "postgres",
+    _servers.postgres_url,
+    lambda tmp: _servers.open_url(_servers.postgres_url(tmp)),
+    _servers.postgres_unavailable,
+)

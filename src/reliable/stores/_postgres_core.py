@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from .._errors import ConfigError
-from ._codec import check_amount, check_key, check_ttl, decode, encode
+from ._codec import check_amount, check_key, check_limit, check_prefix, check_ttl, decode, encode
 from ._protocol import Record, Value
 from ._server import decode_key, encode_key, prefix_end
 
@@ -52,7 +52,7 @@ INSERT INTO "{schema}"."{table}_meta" (name, value) VALUES ('schema_version', '{
 """
 
 _NOW = "date_part('epoch', clock_timestamp()) + %(skew)s::float8"
-_HEAD = "WITH n AS (SELECT {now} AS t)".format(now=_NOW)
+_HEAD = f"WITH n AS (SELECT {_NOW} AS t)"
 _PURGE = """, purge AS (
   DELETE FROM {t} WHERE key IN (
     SELECT key FROM {t} WHERE expires_at <= (SELECT t FROM n) AND key <> %(key)s
@@ -97,10 +97,12 @@ DELETE FROM {t} WHERE key = %(key)s AND (%(version)s::int8 IS NULL OR version = 
     + _PURGE
     + """
 INSERT INTO {t} AS r (key, value, is_json, version, expires_at)
-SELECT %(key)s, convert_to(%(amount)s::int8::text, 'UTF8'), true, nextval('{seq}'), n.t + %(ttl)s::float8 FROM n
+SELECT %(key)s, convert_to(%(amount)s::numeric::text, 'UTF8'), true, nextval('{seq}'), n.t + %(ttl)s::float8 FROM n
 ON CONFLICT (key) DO UPDATE SET
   value = CASE WHEN {expired} THEN excluded.value
-    WHEN r.is_json THEN convert_to((convert_from(r.value, 'UTF8')::int8 + %(amount)s::int8)::text, 'UTF8') END,
+    WHEN r.is_json AND convert_from(r.value, 'UTF8') ~ '^-?[0-9]+$'
+    THEN convert_to((convert_from(r.value, 'UTF8')::numeric + %(amount)s::numeric)::text, 'UTF8') END,
+  is_json = true,
   version = excluded.version,
   expires_at = CASE WHEN {expired} THEN excluded.expires_at ELSE r.expires_at END
 RETURNING r.value""",
@@ -113,8 +115,8 @@ RETURNING r.value""",
     "schema_version": "SELECT value FROM {meta} WHERE name = 'schema_version'",
 }
 
-NOT_A_COUNTER_STATES = frozenset({"22P02", "22003", "23502"})
-"""SQLSTATEs of ``incr`` on a value that is not an int (bad text, bigint overflow, non-JSON value)."""
+NOT_A_COUNTER_STATES = frozenset({"23502"})
+"""SQLSTATE of ``incr`` on a value that is not an int (the new value is NULL: a not-null violation)."""
 
 Rows = list[tuple[Any, ...]]
 
@@ -145,9 +147,7 @@ def ddl(schema: str = DEFAULT_SCHEMA, table: str = DEFAULT_TABLE) -> str:
 
     It is what `PostgresStore.migrate` runs, and what ``postgres.sql`` holds for the default names.
     """
-    return _DDL.format(
-        schema=identifier(schema, "schema"), table=identifier(table, "table"), version=SCHEMA_VERSION
-    )
+    return _DDL.format(schema=identifier(schema, "schema"), table=identifier(table, "table"), version=SCHEMA_VERSION)
 
 
 class Statements:
@@ -164,7 +164,7 @@ class Statements:
         }
         self.sql = {op: _fill(text, names).encode() for op, text in _SQL.items()}
         self.ddl = ddl(schema, table)
-        self.lock_name = f"reliable:{schema}.{table}"
+        self.lock_name = f"reliable:{schema}"  # one lock per schema: CREATE SCHEMA IF NOT EXISTS races too
 
     def now(self, skew: float) -> Query:
         return Query("now", None, self.sql["now"], {"skew": skew}, lambda rows, _: float(rows[0][0]))
@@ -199,9 +199,9 @@ class Statements:
 
     def scan(self, prefix: str, limit: int | None, skew: float) -> Query | None:
         """The scan query, or None when *limit* asks for nothing."""
-        if limit is not None and limit <= 0:
+        if check_limit(limit) == 0:
             return None
-        low = encode_key(prefix)
+        low = encode_key(check_prefix(prefix))
         high = prefix_end(low)
         params: dict[str, Any] = {"low": low, "limit": limit, "skew": skew}
         if high is not None:

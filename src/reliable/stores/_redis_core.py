@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from .._errors import StoreError
-from ._codec import check_amount, check_key, check_ttl, decode, encode
+from ._codec import check_amount, check_key, check_limit, check_prefix, check_ttl, decode, encode
 from ._protocol import Record, Value
 from ._server import decode_key, encode_key, prefix_end
 
@@ -44,6 +44,48 @@ local function purge()
     redis.call('ZREM', I, m)
     redis.call('ZREM', X, m)
   end
+end
+-- decimal integer strings: exact at any size (Lua numbers are doubles, exact only below 2^53)
+local function cmp_abs(a, b)
+  if #a ~= #b then return #a < #b and -1 or 1 end
+  if a == b then return 0 end
+  return a < b and -1 or 1
+end
+local function add_abs(a, b)
+  local out, carry, i, j = {}, 0, #a, #b
+  while i > 0 or j > 0 or carry > 0 do
+    local s = carry + (i > 0 and a:byte(i) - 48 or 0) + (j > 0 and b:byte(j) - 48 or 0)
+    out[#out + 1] = s % 10
+    carry = (s - s % 10) / 10
+    i, j = i - 1, j - 1
+  end
+  return string.reverse(table.concat(out))
+end
+local function sub_abs(a, b)
+  local out, borrow, i, j = {}, 0, #a, #b
+  while i > 0 do
+    local d = a:byte(i) - 48 - borrow - (j > 0 and b:byte(j) - 48 or 0)
+    if d < 0 then d, borrow = d + 10, 1 else borrow = 0 end
+    out[#out + 1] = d
+    i, j = i - 1, j - 1
+  end
+  local s = string.gsub(string.reverse(table.concat(out)), '^0+', '')
+  if s == '' then return '0' end
+  return s
+end
+local function add(x, y)
+  local xn, yn = x:sub(1, 1) == '-', y:sub(1, 1) == '-'
+  local xa, ya = xn and x:sub(2) or x, yn and y:sub(2) or y
+  local s, negative
+  if xn == yn then
+    s, negative = add_abs(xa, ya), xn
+  else
+    local c = cmp_abs(xa, ya)
+    if c == 0 then return '0' end
+    if c > 0 then s, negative = sub_abs(xa, ya), xn else s, negative = sub_abs(ya, xa), yn end
+  end
+  if negative and s ~= '0' then return '-' .. s end
+  return s
 end
 local function write(j, d)
   local m, ttl = ARGV[3], ARGV[4]
@@ -105,9 +147,9 @@ end
 if r[2] ~= '1' or not string.match(r[1], '^%-?%d+$') then
   return redis.error_reply('RELIABLE_NOT_A_COUNTER the value is not an int')
 end
-redis.call('HINCRBY', K, 'd', ARGV[6])
-redis.call('HSET', K, 'v', redis.call('INCR', V))
-return redis.call('HGET', K, 'd')
+local total = add(r[1], ARGV[6])
+redis.call('HSET', K, 'd', total, 'v', redis.call('INCR', V))
+return total
 """,
     "scan": """
 local limit = tonumber(ARGV[5])
@@ -136,7 +178,7 @@ SCRIPTS: dict[str, tuple[str, str]] = {}
 """Script name -> (SHA1, source). EVALSHA first; on NOSCRIPT, EVAL (which also caches it)."""
 for _name, _body in _BODIES.items():
     _source = _PRELUDE + _body
-    SCRIPTS[_name] = (hashlib.sha1(_source.encode()).hexdigest(), _source)  # noqa: S324 - Redis names scripts by SHA1
+    SCRIPTS[_name] = (hashlib.sha1(_source.encode()).hexdigest(), _source)  # Redis names scripts by SHA1
 
 NOT_A_COUNTER = "RELIABLE_NOT_A_COUNTER"
 
@@ -218,9 +260,9 @@ class Layout:
 
     def scan(self, prefix: str, limit: int | None, skew: float) -> Call | None:
         """The scan request, or None when *limit* asks for nothing."""
-        if limit is not None and limit <= 0:
+        if check_limit(limit) == 0:
             return None
-        low = encode_key(prefix)
+        low = encode_key(check_prefix(prefix))
         high = prefix_end(low)
         lo: Arg = b"[" + low if low else "-"
         hi: Arg = "+" if high is None else b"(" + high

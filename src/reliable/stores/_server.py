@@ -12,7 +12,7 @@ import os
 import threading
 import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .._errors import ConfigError, StoreUnavailableError
@@ -103,9 +103,7 @@ def unavailable(
         f"{server} at {address} is unavailable during {target}: {exc}; {outcome}. "
         "Check that the server is up and reachable; the store reconnects on its next call."
     )
-    return StoreUnavailableError(
-        msg, address=address, operation=operation, key=key, maybe_applied=maybe_applied
-    )
+    return StoreUnavailableError(msg, address=address, operation=operation, key=key, maybe_applied=maybe_applied)
 
 
 class PerLoop(Generic[R]):
@@ -125,6 +123,7 @@ class PerLoop(Generic[R]):
         self._items: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[R, AsyncGenerator[None, None]]] = (
             weakref.WeakKeyDictionary()
         )
+        self._making: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
 
     async def get(self) -> R:
         loop = asyncio.get_running_loop()
@@ -132,16 +131,18 @@ class PerLoop(Generic[R]):
         item = self._items.get(loop)
         if item is not None:
             return item[0]
-        made = await self._make()
-        item = self._items.get(loop)
-        if item is not None:  # another task of this loop made one meanwhile
-            await self._close(made)
-            return item[0]
-        guard = self._guard(made)
-        await guard.asend(None)
         with self._lock:
-            self._items[loop] = (made, guard)
-        return made
+            making = self._making.setdefault(loop, asyncio.Lock())
+        async with making:  # one task of this loop makes it; the others wait and share it
+            item = self._items.get(loop)
+            if item is not None:
+                return item[0]
+            made = await self._make()
+            guard = self._guard(made)
+            await guard.asend(None)
+            with self._lock:
+                self._items[loop] = (made, guard)
+            return made
 
     async def _guard(self, made: R) -> AsyncGenerator[None, None]:
         try:

@@ -282,7 +282,9 @@ def _client_options(url: str, timeout: float) -> dict[str, Any]:
 def _checked_client(client: Any) -> Any:
     kwargs = client.get_connection_kwargs()
     if kwargs.get("decode_responses"):
-        msg = "the Redis client decodes responses, so bytes values would break; pass a client with decode_responses=False"
+        msg = (
+            "the Redis client decodes responses, so bytes values would break; pass a client with decode_responses=False"
+        )
         raise ConfigError(msg, parameter="url")
     retry = kwargs.get("retry")
     if retry is not None and retry.get_retries() > 0:
