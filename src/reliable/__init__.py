@@ -5,6 +5,7 @@ See https://github.com/reliable-py/reliable and the docs/ folder.
 
 from importlib.metadata import version as _version
 
+from . import alerts
 from ._attempts import attempts
 from ._budget import RetryBudget
 from ._classify import Classification, classify, transient
@@ -22,9 +23,12 @@ from ._errors import (
     StoreError,
     StoreUnavailableError,
 )
+from ._health import health
+from ._health_types import OperationHealth
 from ._idempotency_block import idempotency
 from ._idempotent import idempotent
 from ._lease import SKIPPED, Lease, Skipped
+from ._observed import Observed, ObservedRun, observed
 from ._retry import retry
 from ._single_instance import single_instance
 
@@ -41,6 +45,9 @@ __all__ = [
     "Lease",
     "LeaseLostError",
     "LockError",
+    "Observed",
+    "ObservedRun",
+    "OperationHealth",
     "ReliableError",
     "RetryBudget",
     "SKIPPED",
@@ -48,11 +55,14 @@ __all__ = [
     "StoreError",
     "StoreUnavailableError",
     "__version__",
+    "alerts",
     "attempts",
     "classify",
     "configure",
+    "health",
     "idempotency",
     "idempotent",
+    "observed",
     "retry",
     "single_instance",
     "transient",

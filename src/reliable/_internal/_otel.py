@@ -41,20 +41,20 @@ _override_meter_provider: Any = None
 _tracer_cache: tuple[Any, trace.Tracer | None] = (None, None)
 
 
+_FAST_TRACE = _HAS_TRACE_GLOBAL and not _ENV_TRACER
+_FAST_METER = _HAS_METER_GLOBAL and not _ENV_METER
+
+
 def _global_tracer_provider() -> Any:
-    if _ENV_TRACER or not _HAS_TRACE_GLOBAL:
-        provider = trace.get_tracer_provider()
-        return None if isinstance(provider, _NOOP_TRACER_PROVIDERS) else provider
-    return trace._TRACER_PROVIDER
+    provider = trace.get_tracer_provider()
+    return None if isinstance(provider, _NOOP_TRACER_PROVIDERS) else provider
 
 
 def tracer() -> trace.Tracer | None:
     """The tracer of the real tracer provider in use, or None when no SDK is configured (a no-op span is skipped)."""
-    provider = _override_tracer_provider
+    provider = _override_tracer_provider or (trace._TRACER_PROVIDER if _FAST_TRACE else _global_tracer_provider())
     if provider is None:
-        provider = _global_tracer_provider()
-        if provider is None:
-            return None
+        return None
     cached = _tracer_cache
     if cached[0] is provider:
         return cached[1]
@@ -70,18 +70,17 @@ def _make_tracer(provider: Any) -> trace.Tracer | None:
     return made
 
 
+def _global_meter_provider() -> Any:
+    provider = metrics.get_meter_provider()
+    return None if isinstance(provider, _NOOP_METER_PROVIDERS) else provider
+
+
 def meter_provider() -> Any:
     """The meter provider `reliable`'s instruments should report to right now, or None when no SDK is set.
 
     None means measurements would be dropped, so the caller skips them.
     """
-    provider = _override_meter_provider
-    if provider is not None:
-        return provider
-    if _ENV_METER or not _HAS_METER_GLOBAL:
-        provider = metrics.get_meter_provider()
-        return None if isinstance(provider, _NOOP_METER_PROVIDERS) else provider
-    provider = _metrics_api._METER_PROVIDER
+    provider = _override_meter_provider or (_metrics_api._METER_PROVIDER if _FAST_METER else _global_meter_provider())
     if provider is None or isinstance(provider, metrics.NoOpMeterProvider):
         return None
     return provider

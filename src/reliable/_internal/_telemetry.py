@@ -203,9 +203,16 @@ def remove_listener(listener: Listener) -> None:
         _state.listeners = tuple(x for x in _state.listeners if x is not listener)
 
 
-def push_listener(listener: Listener) -> contextvars.Token[tuple[Listener, ...]]:
-    """The fast form of `listening`: start; pass the token to `pop_listener` in the same context."""
-    return _scoped.set((*_scoped.get(), listener))
+def push_listener(listener: Listener, *, replaces: type | None = None) -> contextvars.Token[tuple[Listener, ...]]:
+    """The fast form of `listening`: start; pass the token to `pop_listener` in the same context.
+
+    With *replaces*, scoped listeners of that type stop hearing events until the token is
+    popped: the innermost ``observed`` call alone learns what happened inside it.
+    """
+    current = _scoped.get()
+    if replaces is not None and current:
+        current = tuple(x for x in current if not isinstance(x, replaces))
+    return _scoped.set((*current, listener))
 
 
 def pop_listener(token: contextvars.Token[tuple[Listener, ...]]) -> None:

@@ -1,0 +1,393 @@
+"""`ObservedRun`: one call of an observed operation, from `begin` to `conclude` (no I/O), plus its drivers."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode
+
+from . import _alerting, _heartbeat
+from ._heartbeat import Finish, Transition
+from ._internal import _clock, _otel, _telemetry
+from ._internal._metrics import record_call as _record_call
+from ._internal._telemetry import _scoped
+from ._internal._telemetry import _state as _telemetry_state
+from ._internal._telemetry import pop_listener as _pop
+from ._internal._telemetry import push_listener as _push
+
+__all__ = ["ObservedRun", "error_type"]
+
+_HOST = socket.gethostname()
+_LEVELS = {"ok": logging.INFO, "skipped": logging.INFO, "degraded": logging.WARNING, "error": logging.ERROR}
+_log = logging.getLogger("reliable.observed")
+_local: dict[str, dict[str, Any]] = {}
+"""Alert state of operations without heartbeats, kept only while something is open or failing."""
+_local_lock = threading.Lock()
+_classify: list[Any] = []
+
+
+def error_type(exc: BaseException) -> str:
+    """OpenTelemetry's ``error.type`` for *exc*: its fully qualified class name (no module for builtins)."""
+    cls = type(exc)
+    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _error_kind(exc: BaseException) -> str | None:
+    """`reliable.classify(exc).kind`, or None if the classifier is missing or fails."""
+    if not _classify:
+        try:
+            from ._classify import classify
+        except ImportError:  # pragma: no cover - the classifier ships with reliable
+            _classify.append(None)
+        else:
+            _classify.append(classify)
+    classify_ = _classify[0]
+    if classify_ is None or not isinstance(exc, Exception):
+        return None
+    try:
+        return str(classify_(exc).kind)
+    except Exception:
+        return None
+
+
+class ObservedRun:
+    """One call of an observed operation; the ``as`` target of ``with reliable.observed(...) as run``.
+
+    Attributes:
+        name: The operation's name.
+        run_id: The run's id when the operation records heartbeats, else None.
+        outcome: ``"ok"``, ``"error"``, ``"degraded"`` or ``"skipped"`` once the call ended, else None.
+        retries: Retry attempts reported inside the call so far.
+
+    .. versionadded:: 0.1.0
+    """
+
+    run_id: str | None = None
+    outcome: str | None = None
+    result: Any = None
+    has_result = False
+    skipped = False
+    retries = 0
+    reason: str | None = None
+    duration = 0.0
+    error: str | None = None
+    error_type: str | None = None
+    error_kind: str | None = None
+    _span: Any = None
+    _started_at: float | None = None
+    _record: dict[str, Any] | None = None
+    _version: int | None = None
+    _touched = float("-inf")
+
+    def __init__(self, owner: Any, attributes: dict[str, Any]) -> None:
+        self._owner = owner
+        self.name: str = owner.name
+        self._attributes = attributes
+
+    def __repr__(self) -> str:
+        return f"<ObservedRun {self.name!r} run_id={self.run_id} outcome={self.outcome}>"
+
+    # -- what the code inside the call may say ---------------------------------------
+
+    def set_result(self, value: Any) -> Any:
+        """Give the ``with`` block's result to ``expect=`` (checked when the block ends); returns *value*."""
+        self.result, self.has_result = value, True
+        return value
+
+    def degrade(self, reason: str) -> None:
+        """Mark this call ``degraded`` (bad or missing output) with *reason*, whatever ``expect=`` says."""
+        self.reason = str(reason)
+
+    def set_attribute(self, key: str, value: str | bool | int | float) -> None:
+        """Add an attribute to the call's span (if a real SDK records it)."""
+        if self._span is not None:
+            self._span.set_attribute(key, value)
+
+    # -- core: begin and conclude, no I/O ---------------------------------------------
+
+    def begin(self) -> None:
+        """Open the span (only with a real SDK), start listening to inner primitives, start the clock."""
+        self._clock = clock = _clock.current()
+        tracer = _otel.tracer()
+        if tracer is not None:
+            self._open_span(tracer)
+        self._listening = _push(self, replaces=ObservedRun)
+        self._t0 = clock.monotonic()
+
+    def _open_span(self, tracer: trace.Tracer) -> None:
+        try:
+            attributes = self._attributes
+            if self.run_id is not None:
+                attributes = {**attributes, "reliable.run_id": self.run_id}
+            self._span = span = tracer.start_span(
+                self.name, attributes=attributes, record_exception=False, set_status_on_exception=False
+            )
+            self._ctx = otel_context.attach(trace.set_span_in_context(span))
+        except Exception:  # telemetry must never break the call
+            self._span = None
+            _log.debug("could not start the span of %r", self.name, exc_info=True)
+
+    def __call__(self, event: _telemetry.Event) -> None:
+        """Listener: what the primitives inside this call report."""
+        name = event.name
+        if name == "reliable.single_instance.skipped":
+            self.skipped = True
+        elif name == "reliable.retry.attempt":
+            self.retries += 1
+        elif name == "reliable.single_instance.renewed":
+            self._touch()
+        elif event.event == "lease_lost":
+            self._alert("lease_lost", f"lost its lease while running: {event.message}", {})
+
+    def conclude(self, exc: BaseException | None, result: Any, has_result: bool) -> str:
+        """Decide the outcome, close the span, count, log; return the outcome. Never raises."""
+        self.duration = self._clock.monotonic() - self._t0
+        outcome = "ok"
+        if exc is not None and not (isinstance(exc, SystemExit) and exc.code in (0, None)):
+            outcome, self.error_type, self.error_kind = "error", error_type(exc), _error_kind(exc)
+            self.error = f"{type(exc).__name__}: {exc}"[:500]
+        elif self.skipped:
+            outcome = "skipped"
+        elif self.reason is not None:
+            outcome = "degraded"
+        elif has_result and self._owner.expect is not None:
+            self.reason = self._check(result)
+            if self.reason is not None:
+                outcome = "degraded"
+        self.outcome = outcome
+        try:
+            self._close(outcome, exc)
+        except Exception:  # telemetry must never break the call
+            _log.debug("telemetry of %r failed", self.name, exc_info=True)
+        return outcome
+
+    def _check(self, result: Any) -> str | None:
+        """None if ``expect(result)`` holds, else why not (an ``expect`` that raises counts as failing)."""
+        try:
+            if self._owner.expect(result):
+                return None
+        except Exception as exc:
+            return f"expect= raised {type(exc).__name__}: {exc}"[:500]
+        return f"expect= is false for the result {result!r:.200}"
+
+    def _close(self, outcome: str, exc: BaseException | None) -> None:
+        span = self._span
+        if span is not None:
+            span.set_attribute("reliable.outcome", outcome)
+            if outcome == "error" and exc is not None:
+                kind = self.error_kind
+                span.record_exception(exc, attributes={"reliable.error.kind": kind} if kind else None)
+                span.set_attribute("error.type", self.error_type or "")
+                span.set_status(Status(StatusCode.ERROR, self.error))
+            elif outcome == "degraded":
+                span.add_event("reliable.observed.degraded", {"reliable.reason": self.reason or ""})
+                span.set_status(Status(StatusCode.ERROR, f"degraded: {self.reason}"))
+        _pop(self._listening)
+        level = _LEVELS[outcome]
+        if _telemetry_state.listeners or _scoped.get() or _log.isEnabledFor(level):
+            self._report(outcome, level, exc)
+        if span is not None:
+            otel_context.detach(self._ctx)
+            span.end()
+        _record_call(self.name, outcome, self.duration, self.error_type or "")
+
+    def _report(self, outcome: str, level: int, exc: BaseException | None) -> None:
+        duration = self.duration
+        attributes: dict[str, Any] = {
+            "reliable.operation": self.name,
+            "reliable.outcome": outcome,
+            "reliable.duration": round(duration, 6),
+        }
+        context = (self._span or trace.get_current_span()).get_span_context()
+        if context.is_valid:
+            attributes["trace_id"] = format(context.trace_id, "032x")
+            attributes["span_id"] = format(context.span_id, "016x")
+        if self.run_id is not None:
+            attributes["reliable.run_id"] = self.run_id
+        if self.retries:
+            attributes["reliable.retries"] = self.retries
+        if outcome == "error":
+            kind = self.error_kind
+            attributes.update({"error.type": self.error_type, "error.message": self.error, "reliable.error.kind": kind})
+            message = f"{self.name} failed in {duration:.3f}s: {self.error}" + (f" ({kind})" if kind else "")
+        elif outcome == "degraded":
+            attributes["reliable.reason"] = self.reason
+            message = f"{self.name} degraded in {duration:.3f}s: {self.reason}"
+        elif outcome == "skipped":
+            message = f"{self.name} skipped: another run holds its lock"
+        else:
+            message = f"{self.name} ok in {duration:.3f}s"
+        report_exc = exc if outcome == "error" else None
+        _telemetry.report("observed", "finished", message, level=level, attributes=attributes, exception=report_exc)
+
+    def finish_record(self) -> Finish:
+        """How the run ended, for the heartbeat and the alerts (store time)."""
+        started = self._started_at
+        if started is None:
+            started = self._clock.time() - self.duration
+        outcome = self.outcome or "ok"
+        return Finish(
+            self.run_id or "",
+            started,
+            self.duration,
+            outcome,
+            self.error,
+            self.error_type,
+            self.error_kind,
+            self.reason,
+        )
+
+    # -- heartbeat drivers ------------------------------------------------------------
+
+    def _store(self) -> Any:
+        from ._config import resolve_store
+
+        return resolve_store(self._owner.store)
+
+    def _new_record(self) -> dict[str, Any]:
+        self.run_id = os.urandom(8).hex()
+        spec = self._owner.spec
+        self._record = {
+            "run_id": self.run_id,
+            "name": self.name,
+            "host": _HOST,
+            "pid": os.getpid(),
+            "max_age": spec.max_age,
+            "max_runtime": spec.max_runtime,
+        }
+        return self._record
+
+    def start(self) -> None:
+        """Record the run as in progress (sync store), then `begin`."""
+        record = self._new_record()
+        try:
+            self._started_at, self._version = _heartbeat.drive(
+                self._store(), _heartbeat.start_flow(self._owner.spec, record)
+            )
+        except Exception as exc:
+            self._store_failed("record the start of", exc)
+        self.begin()
+
+    async def astart(self) -> None:
+        """Record the run as in progress (async store), then `begin`."""
+        record = self._new_record()
+        try:
+            flow = _heartbeat.start_flow(self._owner.spec, record)
+            self._started_at, self._version = await _heartbeat.adrive(self._store(), flow)
+        except Exception as exc:
+            self._store_failed("record the start of", exc)
+        self.begin()
+
+    def finish(self, exc: BaseException | None, result: Any, has_result: bool) -> None:
+        """`conclude`, then record the heartbeat (sync store) and send the alerts it causes."""
+        outcome = self.conclude(exc, result, has_result)
+        if self._started_at is None:
+            if self._owner.policy is not None and (_local or outcome == "error" or outcome == "degraded"):
+                self._after(self.finish_record(), None)
+            return
+        fin = self.finish_record()
+        transition = None
+        try:
+            transition = _heartbeat.drive(self._store(), _heartbeat.finish_flow(self._owner.spec, fin))
+        except Exception as error:
+            self._store_failed("record the end of", error)
+        self._after(fin, transition)
+
+    async def afinish(self, exc: BaseException | None, result: Any, has_result: bool) -> None:
+        """`conclude`, then record the heartbeat (async store) and send the alerts it causes."""
+        outcome = self.conclude(exc, result, has_result)
+        if self._started_at is None:
+            if self._owner.policy is not None and (_local or outcome == "error" or outcome == "degraded"):
+                self._after(self.finish_record(), None)
+            return
+        fin = self.finish_record()
+        transition = None
+        try:
+            transition = await _heartbeat.adrive(self._store(), _heartbeat.finish_flow(self._owner.spec, fin))
+        except Exception as error:
+            self._store_failed("record the end of", error)
+        self._after(fin, transition)
+
+    def _touch(self) -> None:
+        """The lock inside was renewed: mark the run alive (at most once a second)."""
+        if self._version is None or self._record is None:
+            return
+        now = self._clock.monotonic()
+        if now - self._touched < 1.0:
+            return
+        self._touched = now
+        try:
+            flow = _heartbeat.touch_flow(self._owner.spec, self._record, self._version)
+            self._version = _heartbeat.drive(self._store(), flow)
+        except Exception as exc:
+            self._store_failed("renew the heartbeat of", exc)
+
+    def _store_failed(self, what: str, exc: Exception) -> None:
+        _telemetry.emit(
+            "observed",
+            "heartbeat_failed",
+            f"could not {what} {self.name!r} in the store: {exc}; the call itself goes on",
+            level=logging.WARNING,
+            attributes={"reliable.operation": self.name, "error.type": error_type(exc)},
+        )
+
+    # -- alerts ------------------------------------------------------------------------
+
+    def _after(self, fin: Finish, transition: Transition | None) -> None:
+        if self._owner.policy is None:
+            return
+        if transition is None:
+            if fin.outcome in ("ok", "skipped") and not _local:
+                return
+            transition = _local_transition(self._owner.spec, fin)
+        if transition is None:
+            return
+        details = {
+            "error": fin.error,
+            "error_type": fin.error_type,
+            "error_kind": fin.kind,
+            "reason": fin.reason,
+            "run_id": fin.run_id or None,
+            "duration": round(fin.duration, 6),
+        }
+        for kind in transition.fire:
+            self._alert(kind, _MESSAGES[kind].format(error=fin.error, reason=fin.reason), details)
+        if transition.recovered:
+            text = f"is healthy again (recovered from: {', '.join(transition.recovered)})"
+            self._alert("recovered", text, {"recovered": list(transition.recovered)}, transition.recovered)
+
+    def _alert(self, kind: str, text: str, details: dict[str, Any], recovered: tuple[str, ...] = ()) -> None:
+        policy = self._owner.policy
+        if policy is None:
+            return
+        alert = _alerting.Alert.make(kind, self.name, f"{self.name} {text}", **details)
+        _alerting.fire(
+            alert, sinks=policy.sinks, throttle=policy.throttle_seconds, store=self._owner.store, recovered=recovered
+        )
+
+
+_MESSAGES = {
+    "failure": "failed: {error}",
+    "quota_exhausted": "failed: a quota or credit limit is exhausted ({error}); retries cannot help until it is raised",
+    "degraded": "ran but its output failed the expect= check: {reason}",
+}
+
+
+def _local_transition(spec: _heartbeat.Spec, fin: Finish) -> Transition | None:
+    """`apply_finish` on the in-process state of an operation without heartbeats."""
+    with _local_lock:
+        summary = _local.get(spec.name)
+        if summary is None and fin.outcome in ("ok", "skipped"):
+            return None
+        updated, transition = _heartbeat.apply_finish(summary, fin, spec)
+        if updated["open_alerts"] or updated["failing"] or updated["consecutive_failures"]:
+            _local[spec.name] = updated
+        else:
+            _local.pop(spec.name, None)
+    return transition
