@@ -198,13 +198,14 @@ def check_expiry_counts_as_absent_for_writes(make_store: StoreFactory, clock: Fa
     """Writes treat an expired record as absent: put creates, CAS and delete refuse, incr restarts."""
     with _fresh(make_store) as store:
         old, _ = store.put_if_absent("k", "old", ttl=1)
-        store.set("n", 41, ttl=1)
+        store.set("n", b"not a counter", ttl=1)
         clock.advance(2)
         _eq(None, store.compare_and_set("k", "x", version=old.version), "CAS on an expired record")
         _eq(False, store.delete("k"), "delete of an expired record")
         record, created = store.put_if_absent("k", "new")
         _eq((True, "new"), (created, record.value), "put_if_absent over an expired record")
-        _eq(1, store.incr("n"), "incr over an expired counter starts from 0")
+        _eq(1, store.incr("n"), "incr over an expired record starts from 0")
+        _eq(1, store.get("n").value, "the new counter is an int, whatever the expired record held")
 
 
 # -- counters ----------------------------------------------------------------------------------
