@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import select
-from typing import Any
-
 import psycopg
 import psycopg_pool
 
@@ -14,22 +11,6 @@ from ._server import unavailable
 
 _SERVER_GONE = frozenset({"57P01", "57P02", "57P03", "08000", "08003", "08006", "08001", "08004", "53300"})
 """SQLSTATEs that mean the server ended or refused the session (shutdown, crash, too many connections)."""
-
-
-def idle_ok(conn: Any) -> bool:
-    """Whether a pooled idle connection still looks alive, without a round trip.
-
-    A server that ended an idle session (``pg_terminate_backend``, a restart) has already
-    sent an error or closed the socket, so the socket is readable: such a connection is
-    dropped before a statement is sent on it, and the statement goes to a fresh one.
-    """
-    if conn.closed or conn.broken:
-        return False
-    try:
-        readable, _, _ = select.select([conn.fileno()], [], [], 0)
-    except (OSError, ValueError, psycopg.Error):
-        return False
-    return not readable
 
 
 def is_lost(exc: BaseException) -> bool:

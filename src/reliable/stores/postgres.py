@@ -15,12 +15,25 @@ from typing import Any
 
 import psycopg
 import psycopg_pool
-from psycopg import conninfo as _conninfo
 
-from .._errors import ConfigError, ReliableError, StoreError
+from .._errors import ConfigError, ReliableError
 from .._internal import _clock
+from ._postgres_conn import (
+    achecked_out,
+    aclose_pool,
+    address_of_connection,
+    address_of_dsn,
+    aexecute,
+    arun_ddl,
+    check_version,
+    checked_out,
+    closed_error,
+    execute,
+    run_ddl,
+    usable,
+)
 from ._postgres_core import DEFAULT_SCHEMA, DEFAULT_TABLE, Query, Statements
-from ._postgres_faults import fault, idle_ok, is_lost, migrate_error, undefined_table
+from ._postgres_faults import fault, is_lost, migrate_error, undefined_table
 from ._protocol import Record, Value
 from ._server import PerLoop, check_timeout, forked_since, pop_query, skew_of
 
@@ -99,18 +112,18 @@ class PostgresStore:
             self._dsn, query = pop_query(url, ("schema", "table")) if "://" in url else (url, {})
             schema = query.get("schema") if schema is None else schema
             table = query.get("table") if table is None else table
-            self.address = _address(self._dsn)
+            self.address = address_of_dsn(self._dsn)
         elif isinstance(url, (psycopg_pool.ConnectionPool, psycopg_pool.AsyncConnectionPool)):
             self._given = url
-            self.address = _address(url.conninfo if isinstance(url.conninfo, str) else "")
+            self.address = address_of_dsn(url.conninfo if isinstance(url.conninfo, str) else "")
         elif isinstance(url, (psycopg.Connection, psycopg.AsyncConnection)):
             self._given = url
-            self.address = _address_of(url)
+            self.address = address_of_connection(url)
         else:
             msg = f"url={url!r} is not a PostgreSQL URL, pool or connection; pass 'postgresql://user@host/db'"
             raise ConfigError(msg, parameter="url", value=url)
         self._sql = Statements(schema or DEFAULT_SCHEMA, table or DEFAULT_TABLE)
-        self._loops: PerLoop[Any] = PerLoop(self._open_async_pool, _aclose_pool)
+        self._loops: PerLoop[Any] = PerLoop(self._open_async_pool, aclose_pool)
         self._async_conn_lock: asyncio.Lock | None = None
 
     @property
@@ -139,14 +152,14 @@ class PostgresStore:
     @contextmanager
     def _connection(self) -> Iterator[Any]:
         if self._closed:
-            raise _closed(self.address)
+            raise closed_error(self.address)
         given = self._given
         if isinstance(given, psycopg.Connection):
             with self._conn_lock:
-                yield _usable(given)
+                yield usable(given)
             return
         if isinstance(given, psycopg_pool.ConnectionPool):
-            with _checked_out(given, self._timeout, self._max) as conn:
+            with checked_out(given, self._timeout, self._max) as conn:
                 yield conn
             return
         if given is not None:
@@ -162,7 +175,7 @@ class PostgresStore:
                     )  # fmt: skip
                     self._pool_pid = os.getpid()
                 pool = self._pool
-        with _checked_out(pool, self._timeout, self._max) as conn:
+        with checked_out(pool, self._timeout, self._max) as conn:
             yield conn
 
     async def _open_async_pool(self) -> Any:
@@ -176,27 +189,17 @@ class PostgresStore:
     @asynccontextmanager
     async def _aconnection(self) -> AsyncIterator[Any]:
         if self._closed:
-            raise _closed(self.address)
+            raise closed_error(self.address)
         given = self._given
         if isinstance(given, psycopg.AsyncConnection):
             if self._async_conn_lock is None:
                 self._async_conn_lock = asyncio.Lock()
             async with self._async_conn_lock:
-                yield _usable(given)
+                yield usable(given)
             return
         pool = given if isinstance(given, psycopg_pool.AsyncConnectionPool) else await self._loops.get()
-        for _ in range(self._max + 1):
-            conn = await pool.getconn(timeout=self._timeout)
-            if idle_ok(conn):
-                break
-            await conn.close()
-            await pool.putconn(conn)
-        else:
-            raise psycopg.errors.ConnectionDoesNotExist("every pooled connection was dead")
-        try:
+        async with achecked_out(pool, self._timeout, self._max) as conn:
             yield conn
-        finally:
-            await pool.putconn(conn)
 
     # -- drivers: the only code that does I/O --------------------------------------
 
@@ -207,9 +210,9 @@ class PostgresStore:
                     if not self._ready:
                         self._ensure(conn)
                     if conn.autocommit:
-                        return _execute(conn, query)
+                        return execute(conn, query)
                     with conn.transaction():
-                        return _execute(conn, query)
+                        return execute(conn, query)
             except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
                 if attempt == 1 and query.operation in ("get", "scan", "now") and is_lost(exc):
                     continue
@@ -225,9 +228,9 @@ class PostgresStore:
                     if not self._ready:
                         await self._aensure(conn)
                     if conn.autocommit:
-                        return await _aexecute(conn, query)
+                        return await aexecute(conn, query)
                     async with conn.transaction():
-                        return await _aexecute(conn, query)
+                        return await aexecute(conn, query)
             except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
                 if attempt == 1 and query.operation in ("get", "scan", "now") and is_lost(exc):
                     continue
@@ -242,24 +245,24 @@ class PostgresStore:
     def _ensure(self, conn: Any) -> None:
         """Check the schema version once; create the objects if they are missing and *create* allows."""
         try:
-            rows = _execute(conn, self._sql.schema_version())
+            rows = execute(conn, self._sql.schema_version())
         except psycopg.errors.UndefinedTable:
             if not self._create:
                 raise migrate_error(self.table, self.address) from None
-            _migrate(conn, self._sql)
-            rows = _execute(conn, self._sql.schema_version())
-        _check_version(rows, self.table)
+            run_ddl(conn, self._sql)
+            rows = execute(conn, self._sql.schema_version())
+        check_version(rows, self.table)
         self._ready = True
 
     async def _aensure(self, conn: Any) -> None:
         try:
-            rows = await _aexecute(conn, self._sql.schema_version())
+            rows = await aexecute(conn, self._sql.schema_version())
         except psycopg.errors.UndefinedTable:
             if not self._create:
                 raise migrate_error(self.table, self.address) from None
-            await _amigrate(conn, self._sql)
-            rows = await _aexecute(conn, self._sql.schema_version())
-        _check_version(rows, self.table)
+            await arun_ddl(conn, self._sql)
+            rows = await aexecute(conn, self._sql.schema_version())
+        check_version(rows, self.table)
         self._ready = True
 
     def migrate(self) -> int:
@@ -272,23 +275,23 @@ class PostgresStore:
         """
         try:
             with self._connection() as conn:
-                _migrate(conn, self._sql)
-                rows = _execute(conn, self._sql.schema_version())
+                run_ddl(conn, self._sql)
+                rows = execute(conn, self._sql.schema_version())
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
             raise fault(self.address, self.table, "migrate", None, exc) from exc
         self._ready = True
-        return _check_version(rows, self.table)
+        return check_version(rows, self.table)
 
     async def amigrate(self) -> int:
         """The async twin of `migrate`."""
         try:
             async with self._aconnection() as conn:
-                await _amigrate(conn, self._sql)
-                rows = await _aexecute(conn, self._sql.schema_version())
+                await arun_ddl(conn, self._sql)
+                rows = await aexecute(conn, self._sql.schema_version())
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
             raise fault(self.address, self.table, "migrate", None, exc) from exc
         self._ready = True
-        return _check_version(rows, self.table)
+        return check_version(rows, self.table)
 
     def _skew(self) -> float:
         return skew_of(self._clock)
@@ -371,93 +374,3 @@ class PostgresStore:
         """Close this event loop's pool, then the rest (a pool or connection you passed in stays open)."""
         await self._loops.aclose_current()
         self.close()
-
-
-def _execute(conn: Any, query: Query) -> Any:
-    cur = conn.cursor(binary=True)
-    cur.execute(query.sql, query.params)
-    rows = cur.fetchall() if cur.description is not None else []
-    return query.parse(rows, cur.rowcount)
-
-
-async def _aexecute(conn: Any, query: Query) -> Any:
-    cur = conn.cursor(binary=True)
-    await cur.execute(query.sql, query.params)
-    rows = await cur.fetchall() if cur.description is not None else []
-    return query.parse(rows, cur.rowcount)
-
-
-def _migrate(conn: Any, sql: Statements) -> None:
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [sql.lock_name])
-        conn.execute(sql.ddl.encode())
-
-
-async def _amigrate(conn: Any, sql: Statements) -> None:
-    async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [sql.lock_name])
-        await conn.execute(sql.ddl.encode())
-
-
-def _check_version(rows: Any, table: str) -> int:
-    from ._postgres_core import SCHEMA_VERSION
-
-    found = int(rows[0][0]) if rows else 0
-    if found != SCHEMA_VERSION:
-        msg = (
-            f"table {table} has schema version {found}, this reliable reads version {SCHEMA_VERSION}; "
-            "upgrade reliable, or run PostgresStore.migrate() / the postgres.sql of this version"
-        )
-        raise StoreError(msg, table=table, schema_version=found)
-    return found
-
-
-@contextmanager
-def _checked_out(pool: Any, timeout: float, tries: int) -> Iterator[Any]:
-    """A connection from *pool* that still looks alive (see `idle_ok`); dead ones are closed and dropped."""
-    for _ in range(tries + 1):
-        conn = pool.getconn(timeout=timeout)
-        if idle_ok(conn):
-            break
-        conn.close()
-        pool.putconn(conn)
-    else:
-        raise psycopg.errors.ConnectionDoesNotExist("every pooled connection was dead")
-    try:
-        yield conn
-    finally:
-        pool.putconn(conn)
-
-
-def _usable(conn: Any) -> Any:
-    if conn.closed or conn.broken:
-        raise psycopg.errors.ConnectionDoesNotExist("the connection given to PostgresStore is closed")
-    return conn
-
-
-async def _aclose_pool(pool: Any) -> None:
-    await pool.close()
-
-
-def _address(dsn: str) -> str:
-    """``postgresql://user@host:port/dbname`` from a URL or DSN, without the password."""
-    try:
-        params = _conninfo.conninfo_to_dict(dsn)
-    except psycopg.ProgrammingError as exc:
-        msg = f"cannot parse PostgreSQL URL/DSN ({exc}); pass 'postgresql://user@host:5432/db'"
-        raise ConfigError(msg, parameter="url") from exc
-    user = f"{params['user']}@" if params.get("user") else ""
-    host = params.get("host") or "localhost"
-    port = params.get("port") or 5432
-    return f"postgresql://{user}{host}:{port}/{params.get('dbname') or ''}"
-
-
-def _address_of(conn: Any) -> str:
-    info = conn.info
-    return f"postgresql://{info.user}@{info.host}:{info.port}/{info.dbname}"
-
-
-def _closed(address: str) -> ReliableError:
-    from .._errors import StoreUnavailableError
-
-    return StoreUnavailableError(f"PostgresStore for {address} is closed; make a new one", address=address)
