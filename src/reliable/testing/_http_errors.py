@@ -72,8 +72,12 @@ class Response:
     def __init__(self, status_code: int, headers: Mapping[str, str], content: bytes, request: Request) -> None:
         self.status_code = status_code
         self.headers = Headers(headers)
-        self.content = content
+        self._content = content  # where httpx keeps a body it has read (classifiers look there)
         self.request = request
+
+    @property
+    def content(self) -> bytes:
+        return self._content
 
     @property
     def text(self) -> str:
