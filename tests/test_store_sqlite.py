@@ -230,6 +230,24 @@ def test_broken_file_surfaces_as_unavailable(store: SQLiteStore, path: Path, mod
             asyncio.run(store.aget("k"))
 
 
+def test_put_if_absent_loses_a_race_gracefully(store: SQLiteStore, path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """If another writer creates the key between the lock-free read and the write lock, put returns its record."""
+    other = SQLiteStore(path)
+    read = store._get
+
+    def read_then_lose_the_race(cursor: sqlite3.Cursor, key: str) -> object:
+        found = read(cursor, key)
+        other.set(key, "theirs")
+        return found
+
+    monkeypatch.setattr(store, "_get", read_then_lose_the_race)
+
+    record, created = store.put_if_absent("k", "mine")
+    other.close()
+
+    assert (False, "theirs") == (created, record.value)
+
+
 def test_failed_operation_rolls_back(store: SQLiteStore) -> None:
     """An operation that fails inside its transaction (incr on text) leaves no transaction open."""
     store.set("k", "text")

@@ -265,6 +265,8 @@ def check_scan(make_store: StoreFactory, clock: FakeClock) -> None:
         "y?1",
         "y[1",
         "z\U0010ffff1",
+        "\ud7ff1",
+        "\ue000",
     ]
     with _fresh(make_store) as store:
         for key in reversed(keys):
@@ -272,8 +274,9 @@ def check_scan(make_store: StoreFactory, clock: FakeClock) -> None:
         _eq(["a:1", "a:10", "a:2", "a:\u00e9"], [r.key for r in store.scan("a:")], "scan('a:')")
         _eq(["A:1", "A:10"], [r.value for r in store.scan("a:1")], "values of scan('a:1')")
         _eq(keys, [r.key for r in store.scan("")], "scan('') lists every key in order")
-        wild = [store.scan(p) for p in ("x%", "x_", "y*", "y?", "y[", "z\U0010ffff")]
-        _eq([["x%1"], ["x_1"], ["y*1"], ["y?1"], ["y[1"], ["z\U0010ffff1"]], [[r.key for r in w] for w in wild], "wild")
+        wild = [store.scan(p) for p in ("x%", "x_", "y*", "y?", "y[", "z\U0010ffff", "\ud7ff")]
+        expected = [["x%1"], ["x_1"], ["y*1"], ["y?1"], ["y[1"], ["z\U0010ffff1"], ["\ud7ff1"]]
+        _eq(expected, [[r.key for r in w] for w in wild], "scans of prefixes with wildcard or edge characters")
         _eq([], store.scan("c"), "scan of an unused prefix")
         _eq(store.get("a:2"), store.scan("a:2")[0], "scan returns whole records")
 
