@@ -16,7 +16,16 @@ from datetime import timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from ._http_shapes import body_of, connection_error, error_codes, header, headers_of, request_headers_of, status_of
+from ._http_shapes import (
+    body_of,
+    connection_error,
+    error_codes,
+    header,
+    headers_of,
+    plain,
+    request_headers_of,
+    status_of,
+)
 from ._internal import _clock
 
 __all__ = ["Classification", "classify", "parse_retry_after", "sdk_retries", "transient"]
@@ -115,7 +124,34 @@ def transient(exc: BaseException) -> bool:
 
 
 def classify_at(exc: BaseException, now: float) -> Classification:
-    """`classify` with the wall time *now* (seconds since the epoch) given: pure."""
+    """`classify` with the wall time *now* (seconds since the epoch) given: pure, and it never raises."""
+    try:
+        return _classify(exc, now)
+    except Exception as error:  # an exotic exception object must not break the retry loop
+        return Classification("permanent", False, None, None, f"could not classify {type(exc).__name__}: {error!r}")
+
+
+_by_type: dict[type[BaseException], Classification] = {}
+
+
+def known_classification(exc: BaseException) -> Classification | None:
+    """The cached classification of a plain exception's type (see `plain`), or None: the retry loop's fast path."""
+    return _by_type.get(type(exc)) if plain(exc) else None
+
+
+def _classify(exc: BaseException, now: float) -> Classification:
+    if plain(exc):
+        cls = type(exc)
+        known = _by_type.get(cls)
+        if known is None:
+            known = _classify_shaped(exc, now)
+            if len(_by_type) < 1024:
+                _by_type[cls] = known
+        return known
+    return _classify_shaped(exc, now)
+
+
+def _classify_shaped(exc: BaseException, now: float) -> Classification:
     if not isinstance(exc, Exception):
         return Classification("permanent", False, None, None, f"{type(exc).__name__} is never retried")
     status = status_of(exc)
@@ -207,6 +243,8 @@ def _number(text: str) -> float | None:
 
 def sdk_retries(exc: BaseException) -> int:
     """How many times an SDK (openai, anthropic: the ``x-stainless-retry-count`` request header) already retried."""
+    if plain(exc):
+        return 0
     text = header(request_headers_of(exc), "x-stainless-retry-count")
     if text is None:
         return 0

@@ -20,7 +20,16 @@ import ssl
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["body_of", "connection_error", "error_codes", "header", "headers_of", "request_headers_of", "status_of"]
+__all__ = [
+    "body_of",
+    "connection_error",
+    "error_codes",
+    "header",
+    "headers_of",
+    "plain",
+    "request_headers_of",
+    "status_of",
+]
 
 _MAX_BODY = 65_536
 
@@ -91,6 +100,37 @@ def connection_error(exc: BaseException) -> str | None:
     return found
 
 
+_SHAPE_ATTRIBUTES = ("status_code", "response", "status", "code", "headers", "body", "request", "type")
+_shaped_types: dict[type[BaseException], bool] = {}
+
+
+def plain(exc: BaseException) -> bool:
+    """True when *exc* carries none of the attributes read here (a builtin ``TimeoutError``, say).
+
+    Such an exception classifies by its type alone, so the classifier can cache the result.
+    """
+    try:
+        if exc.__dict__:
+            return False
+    except AttributeError:  # pragma: no cover - every BaseException has a __dict__
+        return False
+    cls = type(exc)
+    shaped = _shaped_types.get(cls)
+    if shaped is None:
+        shaped = any(hasattr(cls, name) for name in _SHAPE_ATTRIBUTES)
+        if len(_shaped_types) < 1024:
+            _shaped_types[cls] = shaped
+    return not shaped
+
+
+def _attr(obj: Any, name: str) -> Any:
+    """``getattr(obj, name, None)`` that also survives properties that raise (httpx's ``.request`` does)."""
+    try:
+        return getattr(obj, name, None)
+    except Exception:
+        return None
+
+
 def _int_status(value: Any) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool) and 100 <= value <= 599:
         return value
@@ -99,12 +139,12 @@ def _int_status(value: Any) -> int | None:
 
 def status_of(exc: BaseException) -> int | None:
     """The HTTP status carried by *exc*, or None."""
-    for candidate in (getattr(exc, "status_code", None), getattr(getattr(exc, "response", None), "status_code", None)):
+    for candidate in (_attr(exc, "status_code"), _attr(_attr(exc, "response"), "status_code")):
         status = _int_status(candidate)
         if status is not None:
             return status
     for name in ("status", "code"):
-        status = _int_status(getattr(exc, name, None))
+        status = _int_status(_attr(exc, name))
         if status is not None:
             return status
     return None
@@ -112,23 +152,14 @@ def status_of(exc: BaseException) -> int | None:
 
 def headers_of(exc: BaseException) -> Any:
     """The response headers carried by *exc* (any mapping-like object), or None."""
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None) if response is not None else None
-    if headers is None:
-        headers = getattr(exc, "headers", None)
-    return headers
+    headers = _attr(_attr(exc, "response"), "headers")
+    return headers if headers is not None else _attr(exc, "headers")
 
 
 def request_headers_of(exc: BaseException) -> Any:
     """The headers of the request that failed (``exc.response.request`` or ``exc.request``), or None."""
-    for owner in (getattr(exc, "response", None), exc):
-        if owner is None:
-            continue
-        try:
-            request = getattr(owner, "request", None)  # httpx raises RuntimeError when unset
-        except Exception:
-            request = None
-        headers = getattr(request, "headers", None) if request is not None else None
+    for owner in (_attr(exc, "response"), exc):
+        headers = _attr(_attr(owner, "request"), "headers")
         if headers is not None:
             return headers
     return None
@@ -154,11 +185,10 @@ def body_of(exc: BaseException) -> Any:
 
     A response that has not been read is never read here (that could block on the network).
     """
-    body = getattr(exc, "body", None)
+    body = _attr(exc, "body")
     if body is not None:
         return body
-    response = getattr(exc, "response", None)
-    content = getattr(response, "_content", None) if response is not None else None
+    content = _attr(_attr(exc, "response"), "_content")
     if isinstance(content, (bytes, bytearray)) and 0 < len(content) <= _MAX_BODY:
         try:
             return json.loads(content)
@@ -178,7 +208,7 @@ def error_codes(exc: BaseException, body: Any) -> tuple[set[str], list[str]]:
     codes: set[str] = set()
     messages: list[str] = []
     for name in ("code", "type"):
-        value = getattr(exc, name, None)
+        value = _attr(exc, name)
         if isinstance(value, str):
             codes.add(value.lower())
     layers: list[Mapping[str, Any]] = []

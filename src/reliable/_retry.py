@@ -143,7 +143,10 @@ def _wrap_sync(options: Options, name: str, fn: Callable[P, T]) -> Callable[P, T
                 return fn(*args, **kwargs)
             except Exception as exc:
                 first = exc
-            return drive_sync(Run(options, name, clock, start), lambda: fn(*args, **kwargs), first)
+            try:
+                return drive_sync(Run(options, name, clock, start), lambda: fn(*args, **kwargs), first)
+            finally:
+                del first  # no exception -> traceback -> this frame -> exception cycle left for the GC
 
         return retried
 
@@ -164,7 +167,10 @@ def _wrap_sync(options: Options, name: str, fn: Callable[P, T]) -> Callable[P, T
             if accept is None or not accept(result):
                 return result
             return drive_sync(Run(options, name, clock, start), lambda: fn(*args, **kwargs), None, result)
-        return drive_sync(Run(options, name, clock, start), lambda: fn(*args, **kwargs), first)
+        try:
+            return drive_sync(Run(options, name, clock, start), lambda: fn(*args, **kwargs), first)
+        finally:
+            del first
 
     return retried_checked
 
@@ -181,7 +187,10 @@ def _wrap_async(options: Options, name: str, fn: Callable[P, Any]) -> Callable[P
                 return await fn(*args, **kwargs)
             except Exception as exc:
                 first = exc
-            return await drive_async(Run(options, name, clock, start), lambda: fn(*args, **kwargs), first)
+            try:
+                return await drive_async(Run(options, name, clock, start), lambda: fn(*args, **kwargs), first)
+            finally:
+                del first  # no exception -> traceback -> this frame -> exception cycle left for the GC
 
         return retried
 
@@ -202,6 +211,9 @@ def _wrap_async(options: Options, name: str, fn: Callable[P, Any]) -> Callable[P
             if accept is None or not accept(result):
                 return result
             return await drive_async(Run(options, name, clock, start), lambda: fn(*args, **kwargs), None, result)
-        return await drive_async(Run(options, name, clock, start), lambda: fn(*args, **kwargs), first)
+        try:
+            return await drive_async(Run(options, name, clock, start), lambda: fn(*args, **kwargs), first)
+        finally:
+            del first
 
     return retried_checked

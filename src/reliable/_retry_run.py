@@ -13,13 +13,12 @@ import random
 import sys
 import warnings
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
 from opentelemetry import trace
 
 from ._backoff import Decision, decide
-from ._classify import Classification, classify_at, sdk_retries
+from ._classify import Classification, classify_at, known_classification, sdk_retries
 from ._internal import _telemetry
 from ._internal._clock import Clock
 from ._retry_options import Options
@@ -32,8 +31,7 @@ _RESULT = Classification("transient", True, None, None, "the result matched retr
 _warned: set[str] = set()
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
+class Step(NamedTuple):
     """What follows one failed attempt."""
 
     decision: Decision
@@ -100,10 +98,15 @@ class Run:
     def assess(self, exc: BaseException | None) -> Step:
         """Classify the failure of the current attempt and ask the pure core what follows."""
         options = self.options
+        clock = self.clock
         if exc is None:
             classification, retryable = _RESULT, True
         else:
-            classification = classify_at(exc, self.clock.time())
+            known = known_classification(exc)
+            if known is None:
+                known = classify_at(exc, clock.time())
+                self._count_sdk_retries(exc)
+            classification = known
             if not isinstance(exc, Exception):
                 retryable = False
             elif options.on_types is not None:
@@ -112,18 +115,17 @@ class Run:
                 retryable = bool(options.on_predicate(exc))
             else:
                 retryable = classification.retry
-            self._count_sdk_retries(exc)
         why = classification.reason
         if not retryable and classification.retry:
             why = f"on= does not retry {type(exc).__qualname__}"
         decision = decide(
             options.policy,
-            attempt=self.total,
-            elapsed=self.clock.monotonic() - self.start,
-            retryable=retryable,
-            why=why,
-            requested=classification.wait,
-            rand=random.random(),
+            self.attempt + self.sdk_retries,
+            clock.monotonic() - self.start,
+            retryable,
+            why,
+            classification.wait,
+            random.random(),
         )
         return Step(decision, classification, retryable)
 
@@ -164,11 +166,16 @@ class Run:
     def retrying(self, exc: BaseException | None, step: Step) -> None:
         """Report that attempt `total` failed and the next one follows after ``step.decision.wait``."""
         wait = step.decision.wait
+        message = (
+            f"retrying {self.name!r} in {wait:.3g}s: attempt {self.total} failed "
+            f"({step.classification.kind}): {_describe(exc)}"
+            if _telemetry.wanted("retry", logging.WARNING)
+            else "retrying"
+        )
         _telemetry.emit(
             "retry",
             "attempt",
-            f"retrying {self.name!r} in {wait:.3g}s: attempt {self.total} failed "
-            f"({step.classification.kind}): {_describe(exc)}",
+            message,
             level=logging.WARNING,
             attributes={
                 "reliable.operation": self.name,
@@ -226,7 +233,10 @@ def drive_sync(run: Run, call: Callable[[], T], exc: BaseException | None, resul
         if wait is None:
             run.give_up(exc, step)
             if exc is not None:
-                raise exc
+                try:
+                    raise exc
+                finally:
+                    exc = None  # break the exception -> traceback -> frame -> exception cycle
             return cast(T, result)  # the last rejected result
         run.retrying(exc, step)
         run.clock.sleep(wait)
@@ -254,7 +264,10 @@ async def drive_async(run: Run, call: Callable[[], Awaitable[T]], exc: BaseExcep
         if wait is None:
             run.give_up(exc, step)
             if exc is not None:
-                raise exc
+                try:
+                    raise exc
+                finally:
+                    exc = None  # break the exception -> traceback -> frame -> exception cycle
             return cast(T, result)  # the last rejected result
         run.retrying(exc, step)
         await run.clock.asleep(wait)

@@ -48,7 +48,10 @@ def wrap_generator(options: Options, name: str, fn: Callable[..., Iterator[Any]]
         except Exception as exc:
             first = exc
         if first is not None:
-            opened = drive_sync(Run(options, name, clock, start), first_item, first)
+            try:
+                opened = drive_sync(Run(options, name, clock, start), first_item, first)
+            finally:
+                first = None
         gen, item, value = opened
         if item is _DONE:
             return value
@@ -107,7 +110,10 @@ def wrap_async_generator(
         except Exception as exc:
             first = exc
         if first is not None:
-            opened = await drive_async(Run(options, name, clock, start), first_item, first)
+            try:
+                opened = await drive_async(Run(options, name, clock, start), first_item, first)
+            finally:
+                first = None
         agen, item = opened
         if item is _DONE:
             return
