@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 
+import pytest
+
+import reliable
+import reliable.alerts
 from reliable._internal import _otel, _telemetry
 from reliable._internal._telemetry import emit
+from reliable.stores.memory import MemoryStore
 from reliable.testing import capture_telemetry
 
 
@@ -121,12 +127,25 @@ def test_clear_forgets_everything() -> None:
     assert (["y"], 1) == ([e.message for e in telemetry.events()], counted)
 
 
-def test_alerts_come_from_log_sink_records() -> None:
-    """alerts() lists the alerts a Log sink wrote during the block, as dicts."""
-    with capture_telemetry() as telemetry:
-        logging.getLogger("reliable.alerts").error(
-            "ALERT x", extra={"reliable": {"event": "reliable.alert", "operation": "sync", "kind": "failing"}}
-        )
-        logging.getLogger("reliable.alerts").error("not an alert")
+def test_alerts_sent_failed_and_filtered() -> None:
+    """alerts() waits for delivery and lists each sink's alert: sent, or failed with the sink named."""
+    delivered: list[Any] = []
 
-    assert [{"operation": "sync", "kind": "failing"}] == telemetry.alerts()
+    def broken_pager(alert: Any) -> None:
+        raise RuntimeError("pager down")
+
+    @reliable.observed("nightly", alert=[reliable.alerts.Callback(delivered.append), broken_pager], store=MemoryStore())
+    def nightly() -> None:
+        raise ValueError("no rows")
+
+    with capture_telemetry() as telemetry:
+        with pytest.raises(ValueError, match="no rows"):
+            nightly()
+        alerts = telemetry.alerts()
+
+    assert [("nightly", "failure", "sent"), ("nightly", "failure", "failed")] == [
+        (a.operation, a.kind, a.outcome) for a in alerts
+    ]
+    assert "broken_pager" in alerts[1].sink
+    assert ([], 1) == (telemetry.alerts("stale"), len(telemetry.alerts(operation="nightly", kind="failure")) - 1)
+    assert 1 == len(delivered)

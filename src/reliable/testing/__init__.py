@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from .._internal._clock import installed
 from ._actions import InjectedFault, SimulatedCrash
-from ._capture import CapturedTelemetry, MetricPoint, capture_telemetry
+from ._capture import CapturedAlert, CapturedTelemetry, MetricPoint, capture_telemetry
 from ._contract import check_store
 from ._fake_clock import FakeClock
 from ._faults import Faults, Rule
@@ -20,6 +20,7 @@ __all__ = [
     "APIError",
     "APIStatusError",
     "APITimeoutError",
+    "CapturedAlert",
     "CapturedTelemetry",
     "FakeClock",
     "FaultyStore",

@@ -7,7 +7,8 @@ for the capture and installed for `reliable` only, with
 once per process, so they are left alone, and every capture starts empty. Spans your
 own code makes through the global provider are therefore not captured. Events come
 from a telemetry listener, log records from a handler on the ``reliable`` logger (set
-to DEBUG for the capture), alerts from the records of the `reliable.alerts.Log` sink.
+to DEBUG for the capture), alerts from the ``reliable.alerts.*`` events every sink's
+delivery emits.
 The SDK is imported only when a capture starts.
 """
 
@@ -23,7 +24,7 @@ from typing import Any
 from .._internal import _otel, _telemetry
 from .._internal._telemetry import Event
 
-__all__ = ["CapturedTelemetry", "MetricPoint", "capture_telemetry"]
+__all__ = ["CapturedAlert", "CapturedTelemetry", "MetricPoint", "capture_telemetry"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,30 @@ class MetricPoint:
     attributes: Mapping[str, Any]
     value: float
     sum: float | None = None
+
+
+@dataclass(frozen=True)
+class CapturedAlert:
+    """One alert as a sink received it (or failed to, or it was throttled).
+
+    Attributes:
+        operation: The observed operation.
+        kind: ``"failure"``, ``"quota_exhausted"``, ``"degraded"``, ``"stale"``, ``"stuck"``, ``"lease_lost"``, ...
+        outcome: ``"sent"``, ``"failed"`` (the sink raised; reported, never raised to the caller) or ``"throttled"``.
+        sink: The failing sink's repr (for ``"failed"``).
+        message: The telemetry message.
+
+    .. versionadded:: 0.1.0
+    """
+
+    operation: str
+    kind: str
+    outcome: str
+    sink: str
+    message: str
+
+
+_ALERT_OUTCOMES = {"sent": "sent", "sink_failed": "failed", "throttled": "throttled"}
 
 
 class _Handler(logging.Handler):
@@ -99,19 +124,29 @@ class CapturedTelemetry:
             found = [r for r in found if r.levelno >= level]
         return found
 
-    def alerts(self) -> list[Mapping[str, Any]]:
-        """The alerts sent through `reliable.alerts.Log` sinks, as dicts (after waiting for delivery)."""
-        try:
-            from ..alerts import flush
-        except ImportError:  # pragma: no cover - reliable.alerts is part of the package
-            pass
-        else:
-            flush()
-        found: list[Mapping[str, Any]] = []
-        for record in list(self._records):
-            data = getattr(record, "reliable", None)
-            if isinstance(data, Mapping) and data.get("event") == "reliable.alert":
-                found.append({k: v for k, v in data.items() if k != "event"})
+    def alerts(self, kind: str | None = None, *, operation: str | None = None) -> list[CapturedAlert]:
+        """Alerts handed to a sink (sent, failed or throttled), after waiting for delivery; filtered by *kind*.
+
+        Delivery happens on a background thread, so this first waits (up to 5 s) for the queue to drain.
+        """
+        from .._alerting import flush
+
+        flush(5.0)
+        found = []
+        for event in self.events("alerts"):
+            outcome = _ALERT_OUTCOMES.get(event.event)
+            if outcome is None:
+                continue
+            attributes = event.attributes
+            captured = CapturedAlert(
+                operation=str(attributes.get("reliable.operation", "")),
+                kind=str(attributes.get("reliable.alert.kind", "")),
+                outcome=outcome,
+                sink=str(attributes.get("reliable.alert.sink", "")),
+                message=event.message,
+            )
+            if (kind is None or captured.kind == kind) and (operation is None or captured.operation == operation):
+                found.append(captured)
         return found
 
     def metrics(self, name: str | None = None) -> list[MetricPoint]:
