@@ -14,9 +14,11 @@ How it keeps mutual exclusion, and why (the failure each rule avoids):
   few system calls, not an ``open`` and a ``close``.
 - ``flock`` belongs to the open file description, shared by a forked child: the child
   closes its copies at fork and never unlocks (that would release the parent's lock).
-- The holder metadata (JSON: ``held``, ``token``, ``pid``, ``since``, ``slot``, ``host``,
-  ``name``) is written into the lock file while holding it; the fencing ``token`` is the
-  previous one plus one, so it only grows for as long as the file exists.
+- The holder metadata (JSON: ``token``, ``pid``, ``since``, ``slot``, ``host``, ``name``)
+  is written into the lock file while holding it; the fencing ``token`` is the previous
+  one plus one, so it only grows for as long as the file exists. Release writes nothing:
+  whether a file is locked is the kernel's to say (``/proc/locks``, see `lock_holders`),
+  and the metadata stays as the record of the last holder.
 
 ``fcntl.flock(fd, LOCK_EX | LOCK_NB)`` is called directly: it is the call
 ``portalocker.lock(fd, LockFlags.EXCLUSIVE | LockFlags.NON_BLOCKING)`` ends in, with the
@@ -40,16 +42,16 @@ from ._errors import LockError
 from ._internal import _clock
 from ._lease import Lease
 from ._lease_core import Conflict, Holder, holder_from_value
-from ._lock_dir import counter_path, slot_path
+from ._lock_dir import counter_path
 
 __all__ = ["FileLease", "host_name", "try_acquire"]
 
 _FLAGS = fcntl.LOCK_EX | fcntl.LOCK_NB
 _OPEN_FLAGS = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
 _BUSY = frozenset({errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK})
-_HELD_OFFSET = len(b'{"held":')
 _MAX_IDLE = 256
-_READ = 65536
+_READ = 4096
+"""Bytes of a lock file read back: its metadata is one short JSON line (names are at most 200 characters)."""
 
 _idle: dict[str, int] = {}
 """Lock file path → an open, unlocked descriptor kept for the next acquisition."""
@@ -67,7 +69,11 @@ def host_name() -> str:
 
 def _open(path: str) -> int:
     try:
-        return os.open(path, _OPEN_FLAGS, 0o644)
+        try:
+            return os.open(path, _OPEN_FLAGS, 0o644)
+        except FileNotFoundError:  # the lock directory was removed since: make it again
+            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+            return os.open(path, _OPEN_FLAGS, 0o644)
     except OSError as exc:
         msg = (
             f"cannot open lock file {path!r}: {exc.strerror or exc}; make its directory writable "
@@ -151,8 +157,18 @@ class FileLease(Lease):
     __slots__ = ("_fd",)
     backend = "file"
 
-    def __init__(self, fd: int, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]  # the keyword arguments of Lease
+    def __init__(
+        self,
+        fd: int,
+        name: str,
+        token: int,
+        slot: int,
+        pid: int,
+        since: float,
+        where: str,
+        registry_key: Hashable,
+    ) -> None:
+        super().__init__(name, token, slot, pid, _host, since, where, registry_key)
         self._fd = fd
 
     def check(self) -> None:
@@ -171,13 +187,12 @@ class FileLease(Lease):
         if self._released:
             return
         fd, self._fd = self._fd, -1
-        if self.pid != os.getpid():
+        if self.pid != _lock_registry.pid:
             # A forked child: its copy was closed at fork; unlocking would free the parent's lock.
             self._released = True
             return
-        _held.pop(fd, None)
+        del _held[fd]
         try:
-            os.pwrite(fd, b"0", _HELD_OFFSET)
             fcntl.flock(fd, fcntl.LOCK_UN)
         except OSError:
             os.close(fd)  # closing the last descriptor frees the lock too
@@ -198,23 +213,27 @@ def read_holder(name: str, path: str) -> Holder | None:
         value = json.loads(data or b"{}")
     except (OSError, ValueError):
         return None
-    if not isinstance(value, dict) or value.get("held") != 1:
+    if not isinstance(value, dict) or "pid" not in value:
         return None
     return holder_from_value(name, value)
 
 
 def try_acquire(
-    *, name: str, name_json: bytes, limit: int, lock_dir: str, owner: _lock_registry.Owner, registry_key: Hashable
-) -> FileLease | Conflict:
-    """One non-blocking try at every slot of lock *name*: the lease, or who holds the slots."""
+    name: str, name_json: bytes, paths: list[str], lock_dir: str, owner: _lock_registry.Owner, registry_key: Hashable
+) -> FileLease | Conflict | None:
+    """One non-blocking try at every slot: the lease, who holds the slots, or None if *owner* holds one already."""
     in_process = False
     busy: list[int] = []
+    limit = len(paths)
     for slot in range(limit):
-        if not _lock_registry.take(registry_key, slot, owner):
+        taken = _lock_registry.take(registry_key, slot, owner)
+        if taken:
+            if taken == _lock_registry.MINE:
+                return None
             in_process = True
             busy.append(slot)
             continue
-        path = slot_path(lock_dir, name, slot)
+        path = paths[slot]
         try:
             fd = _flock(path)
             if fd is None:
@@ -230,7 +249,7 @@ def try_acquire(
         except BaseException:
             _lock_registry.give_back(registry_key, slot)
             raise
-    holders = [h for h in (read_holder(name, slot_path(lock_dir, name, s)) for s in busy) if h is not None]
+    holders = [h for h in (read_holder(name, paths[s]) for s in busy) if h is not None]
     return Conflict(holders, in_process, None)
 
 
@@ -240,9 +259,9 @@ def _hold(
     """Write the holder metadata into the locked file and make the lease."""
     data = os.pread(fd, _READ, 0)
     token = _token_in(data) + 1 if limit == 1 else _next_counter(lock_dir, name)
-    pid = os.getpid()
+    pid = _lock_registry.pid
     since = _clock.current().time()
-    record = b'{"held":1,"token":%d,"pid":%d,"since":%.6f,"slot":%d,"host":%s,"name":%s}\n' % (
+    record = b'{"token":%d,"pid":%d,"since":%.6f,"slot":%d,"host":%s,"name":%s}\n' % (
         token,
         pid,
         since,
@@ -253,17 +272,7 @@ def _hold(
     os.pwrite(fd, record, 0)
     if len(data) > len(record):
         os.ftruncate(fd, len(record))
-    lease = FileLease(
-        fd,
-        name=name,
-        token=token,
-        slot=slot,
-        pid=pid,
-        host=_host,
-        since=since,
-        where=path,
-        registry_key=registry_key,
-    )
+    lease = FileLease(fd, name, token, slot, pid, since, path, registry_key)
     _held[fd] = lease
     return lease
 

@@ -77,16 +77,7 @@ class Lease:
     backend: ClassVar[str] = ""
 
     def __init__(
-        self,
-        *,
-        name: str,
-        token: int,
-        slot: int,
-        pid: int,
-        host: str,
-        since: float,
-        where: str,
-        registry_key: Hashable,
+        self, name: str, token: int, slot: int, pid: int, host: str, since: float, where: str, registry_key: Hashable
     ) -> None:
         self.name = name
         self.token = token
@@ -117,7 +108,7 @@ class Lease:
     @property
     def lost(self) -> bool:
         """True once this holder knows the lock may belong to someone else (see `check`)."""
-        return self._lost is not None or self.pid != os.getpid()
+        return self._lost is not None or self.pid != _lock_registry.pid
 
     @property
     def released(self) -> bool:
@@ -177,7 +168,7 @@ class Lease:
         if self._released:
             msg = f"lease {self.name!r} (token {self.token}) was released; acquire it again before using it"
             raise LeaseLostError(msg, name=self.name, token=self.token)
-        if self.pid != os.getpid():
+        if self.pid != _lock_registry.pid:
             msg = (
                 f"lease {self.name!r} (token {self.token}) belongs to pid {self.pid}, not this forked "
                 f"child (pid {os.getpid()}); acquire the lock in the child if it needs one"
@@ -199,6 +190,8 @@ class Lease:
             level=logging.ERROR,
             attributes=self._attributes(**{"reliable.lock.held_s": self.held_s, "reliable.alert": True}),
         )
+        if not _telemetry._scoped.get():  # inside `observed`, its run alerts with its own sinks
+            _alert_lost(self.name, f"lost lock {self.name!r} (token {self.token}): {reason}", self.token)
 
     def _finish_release(self) -> None:
         """Bookkeeping after the backend let go: free the in-process slot and report the hold time."""
@@ -210,5 +203,21 @@ class Lease:
             "released",
             f"released lock {self.name!r} after {held:.3f}s",
             level=logging.DEBUG,
-            attributes=self._attributes(**{"reliable.lock.held_s": held}),
+            attributes={
+                "reliable.operation": self.name,
+                "reliable.lock.token": self.token,
+                "reliable.lock.slot": self.slot,
+                "reliable.lock.backend": self.backend,
+                "reliable.lock.held_s": held,
+            },
         )
+
+
+def _alert_lost(name: str, message: str, token: int) -> None:
+    """Send a ``lease_lost`` alert through the configured sinks (never raises)."""
+    try:
+        from ._alerting import Alert, fire
+
+        fire(Alert.make("lease_lost", name, message, token=token), sinks=None, throttle=None, store=None)
+    except Exception:  # alerting must never break the holder
+        logging.getLogger("reliable.single_instance").debug("could not queue the lease_lost alert", exc_info=True)

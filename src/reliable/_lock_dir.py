@@ -152,23 +152,47 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def kernel_flocks(text: str | None = None) -> dict[tuple[int, int, int], int] | None:
+    """Exclusive ``flock`` locks the kernel knows of: ``(major, minor, inode)`` → pid; None without /proc/locks.
+
+    Lines look like ``1: FLOCK  ADVISORY  WRITE 4242 fe:00:2146427 0 EOF``; waiters
+    (``1: -> FLOCK ...``) are skipped.
+    """
+    if text is None:
+        text = _read("/proc/locks")
+        if text is None:
+            return None
+    held: dict[tuple[int, int, int], int] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) < 6 or parts[1] != "FLOCK" or parts[3] != "WRITE":
+            continue
+        try:
+            major, minor, inode = parts[5].split(":")
+            held[(int(major, 16), int(minor, 16), int(inode))] = int(parts[4])
+        except ValueError:
+            continue
+    return held
+
+
 def lock_holders(
     lock_dir: str | os.PathLike[str] | None = None, *, include_released: bool = False
 ) -> list[dict[str, Any]]:
     """The file locks of *lock_dir* and who holds them, for ``reliable status``.
 
-    Reads the holder metadata each lock file keeps (never takes a lock, so it cannot
-    make a job skip). A slot counts as held when its metadata says so and, on this
-    host, its process is alive (a killed holder's lock is free although its metadata
-    still names it).
+    Never takes a lock (so it cannot make a job skip). On Linux the kernel's table of
+    locks (``/proc/locks``) says which lock files are locked and by which pid; elsewhere a
+    file counts as held when its metadata names a process that is alive on this host,
+    which can also be a process that has released it since.
 
     Args:
         lock_dir: The directory; None means the configured or default one.
-        include_released: Also list slots that are free now, with their last holder.
+        include_released: Also list lock files that nobody holds now, with their last holder.
 
     Returns:
-        One dict per lock slot, sorted by name and slot: ``name``, ``slot``, ``token``,
-        ``pid``, ``host``, ``since`` (epoch seconds), ``held`` (bool) and ``path``.
+        One dict per lock file, sorted by name and slot: ``name``, ``slot``, ``token``, ``pid``,
+        ``host``, ``since`` (epoch seconds), ``held`` (bool) and ``path``. For a held lock the
+        metadata is the holder's; for a free one, the last holder's.
 
     .. versionadded:: 0.1.0
     """
@@ -180,23 +204,28 @@ def lock_holders(
         names = sorted(n for n in os.listdir(directory) if n.endswith(".lock"))
     except OSError:
         return []
+    kernel = kernel_flocks()
     found: list[dict[str, Any]] = []
     for file_name in names:
         path = os.path.join(directory, file_name)
         try:
             with open(path, "rb") as f:
+                st = os.fstat(f.fileno())
                 data = json.loads(f.read(65536) or b"{}")
         except (OSError, ValueError):
             continue
         if not isinstance(data, dict):
-            continue
-        holder = holder_from_value(file_name[: -len(".lock")], data)
-        held = data.get("held") == 1
-        if held and holder.host == host_name() and holder.pid is not None:
-            held = _alive(holder.pid)
+            data = {}
+        holder = holder_from_value(file_name[: -len(".lock")], data).as_dict()
+        del holder["expires_at"]
+        if kernel is not None:
+            locker = kernel.get((os.major(st.st_dev), os.minor(st.st_dev), st.st_ino))
+            held = locker is not None
+            if held and holder["pid"] is None:
+                holder["pid"] = locker
+        else:
+            held = holder["pid"] is not None and (holder["host"] != host_name() or _alive(holder["pid"]))
         if held or include_released:
-            found.append({**holder.as_dict(), "held": held, "path": path})
+            found.append({**holder, "held": held, "path": path})
     found.sort(key=lambda d: (d["name"], d["slot"] if d["slot"] is not None else -1))
-    for entry in found:
-        del entry["expires_at"]
     return found

@@ -15,9 +15,8 @@ import contextlib
 import os
 import threading
 from collections.abc import Hashable
-from dataclasses import dataclass, field
 
-__all__ = ["Owner", "await_release", "current_owner", "give_back", "holders", "owned_by", "take", "wait"]
+__all__ = ["BUSY", "MINE", "TAKEN", "Owner", "await_release", "current_owner", "give_back", "holders", "take", "wait"]
 
 Owner = tuple[int, object]
 """``(thread id, asyncio task or None)``: who in this process holds a slot."""
@@ -25,61 +24,66 @@ Owner = tuple[int, object]
 Key = Hashable
 
 
-@dataclass
 class _Entry:
-    slots: dict[int, Owner] = field(default_factory=dict)
-    waiters: int = 0
-    futures: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = field(default_factory=list)
+    """The slots of one lock held in this process, and who waits for them."""
+
+    __slots__ = ("futures", "slots", "waiters")
+
+    def __init__(self) -> None:
+        self.slots: dict[int, Owner] = {}
+        self.waiters = 0
+        self.futures: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
 
 
+TAKEN, BUSY, MINE = 0, 1, 2
+"""What `take` did: reserved the slot; found it held by another thread or task; found *owner* holding the lock."""
+
+pid = os.getpid()
+"""This process's id, kept current across fork (cheaper than calling `os.getpid` on the hot path)."""
 _lock = threading.Lock()
 _released = threading.Condition(_lock)
 _entries: dict[Key, _Entry] = {}
 _get_running_loop = asyncio.events._get_running_loop
+_get_ident = threading.get_ident
 
 
 def current_owner() -> Owner:
     """The thread, and the asyncio task when one is running in it, asking for a lock."""
     loop = _get_running_loop()
-    task = asyncio.current_task(loop) if loop is not None else None
-    return (threading.get_ident(), task)
+    return (_get_ident(), None if loop is None else asyncio.current_task(loop))
 
 
-def owned_by(key: Key, owner: Owner) -> int | None:
-    """The slot of *key* that *owner* holds in this process, or None."""
+def _entry(key: Key) -> _Entry:
     entry = _entries.get(key)
     if entry is None:
-        return None
-    for slot, holder in list(entry.slots.items()):
-        if holder == owner:
-            return slot
-    return None
+        entry = _entries.setdefault(key, _Entry())
+    return entry
 
 
-def take(key: Key, slot: int, owner: Owner) -> bool:
-    """Reserve *slot* of *key* for *owner*; False if another holder in this process has it."""
-    with _lock:
-        entry = _entries.get(key)
-        if entry is None:
-            entry = _entries[key] = _Entry()
-        elif slot in entry.slots:
-            return False
-        entry.slots[slot] = owner
-        return True
+def take(key: Key, slot: int, owner: Owner) -> int:
+    """Reserve *slot* of *key* for *owner*: `TAKEN`, `BUSY` (another thread or task has it) or `MINE`.
+
+    `MINE` means *owner* already holds a slot of *key*: re-entrant use, refused whatever the slot.
+    No lock is needed: ``setdefault`` claims the slot atomically (the GIL makes it one step),
+    and only *owner* itself can add *owner* to the slots, so the re-entry check cannot race.
+    """
+    slots = _entry(key).slots
+    if slots and owner in list(slots.values()):
+        return MINE
+    return TAKEN if slots.setdefault(slot, owner) is owner else BUSY
 
 
 def give_back(key: Key, slot: int) -> None:
     """Free *slot* of *key* in this process and wake whoever waits for it."""
+    entry = _entries.get(key)
+    if entry is None:
+        return
+    entry.slots.pop(slot, None)
+    if not (entry.waiters or entry.futures):
+        return  # a waiter that registers from now on sees the free slot (`wait` checks under the lock)
     with _lock:
-        entry = _entries.get(key)
-        if entry is None:
-            return
-        entry.slots.pop(slot, None)
-        if entry.waiters:
-            _released.notify_all()
+        _released.notify_all()
         futures, entry.futures = entry.futures, []
-        if not entry.slots and not entry.waiters and not futures:
-            del _entries[key]
     for loop, future in futures:
         with contextlib.suppress(RuntimeError):  # that loop is closed; its waiter is gone
             loop.call_soon_threadsafe(_resolve, future)
@@ -91,39 +95,34 @@ def holders(key: Key) -> dict[int, Owner]:
     return {} if entry is None else dict(entry.slots)
 
 
-def wait(key: Key, timeout: float) -> bool:
-    """Block up to *timeout* real seconds for a slot of *key* to be given back; True if one was."""
+def wait(key: Key, timeout: float, limit: int) -> bool:
+    """Block up to *timeout* real seconds for one of the *limit* slots of *key* to be free; True if one is."""
+    entry = _entry(key)
     with _lock:
-        entry = _entries.get(key)
-        if entry is None:
-            return True
         entry.waiters += 1
         try:
+            if len(entry.slots) < limit:
+                return True
             return _released.wait(timeout)
         finally:
             entry.waiters -= 1
-            if not entry.slots and not entry.waiters and not entry.futures:
-                _entries.pop(key, None)
 
 
-async def await_release(key: Key, timeout: float) -> bool:
-    """Await up to *timeout* real seconds for a slot of *key* to be given back; True if one was."""
+async def await_release(key: Key, timeout: float, limit: int) -> bool:
+    """Await up to *timeout* real seconds for one of the *limit* slots of *key* to be free; True if one is."""
     loop = asyncio.get_running_loop()
     future: asyncio.Future[None] = loop.create_future()
+    entry = _entry(key)
     with _lock:
-        entry = _entries.get(key)
-        if entry is None:
+        entry.futures.append((loop, future))  # first register, then look: a release in between sees us
+        if len(entry.slots) < limit:
+            entry.futures.remove((loop, future))
             return True
-        entry.futures.append((loop, future))
     try:
         await asyncio.wait_for(future, timeout)
     except asyncio.TimeoutError:
         with _lock:
-            entry = _entries.get(key)
-            if entry is not None:
-                entry.futures = [f for f in entry.futures if f[1] is not future]
-                if not entry.slots and not entry.waiters and not entry.futures:
-                    del _entries[key]
+            entry.futures = [f for f in entry.futures if f[1] is not future]
         return False
     return True
 
@@ -135,7 +134,8 @@ def _resolve(future: asyncio.Future[None]) -> None:
 
 def _after_fork_in_child() -> None:
     """A forked child holds none of its parent's locks: start from an empty registry."""
-    global _lock, _released
+    global _lock, _released, pid
+    pid = os.getpid()
     _lock = threading.Lock()
     _released = threading.Condition(_lock)
     _entries.clear()

@@ -15,6 +15,7 @@ from typing import Any, Generic, Literal, TypeVar, overload
 
 from typing_extensions import Never, ParamSpec
 
+from . import _config as _configuration
 from . import _file_lock, _lock_registry
 from ._config import lock_settings, resolve_store
 from ._errors import AlreadyRunningError, ConfigError
@@ -31,7 +32,7 @@ from ._lease_core import (
     slot_key,
     validate,
 )
-from ._lock_dir import default_lock_dir, prepare
+from ._lock_dir import default_lock_dir, prepare, slot_path
 from ._store_flow import acquire_flow, arun, run
 from ._store_lease import StoreLease
 
@@ -43,26 +44,19 @@ R = TypeVar("R")
 
 
 class _FileTarget:
-    __slots__ = ("lock_dir", "name_json", "registry_key", "settings")
+    __slots__ = ("lock_dir", "name", "name_json", "paths", "registry_key")
 
     def __init__(self, settings: Settings, lock_dir: str, name_json: bytes) -> None:
-        self.settings = settings
+        self.name = settings.name
         self.lock_dir = lock_dir
         self.name_json = name_json
+        self.paths = [slot_path(lock_dir, settings.name, slot) for slot in range(settings.limit)]
         self.registry_key: Hashable = ("file", lock_dir, settings.name)
 
-    def attempt(self, owner: _lock_registry.Owner, want_expiry: bool) -> Lease | Conflict:
-        s = self.settings
-        return _file_lock.try_acquire(
-            name=s.name,
-            name_json=self.name_json,
-            limit=s.limit,
-            lock_dir=self.lock_dir,
-            owner=owner,
-            registry_key=self.registry_key,
-        )
+    def attempt(self, owner: _lock_registry.Owner, want_expiry: bool) -> Lease | Conflict | None:
+        return _file_lock.try_acquire(self.name, self.name_json, self.paths, self.lock_dir, owner, self.registry_key)
 
-    async def aattempt(self, owner: _lock_registry.Owner, want_expiry: bool) -> Lease | Conflict:
+    async def aattempt(self, owner: _lock_registry.Owner, want_expiry: bool) -> Lease | Conflict | None:
         return self.attempt(owner, want_expiry)  # non-blocking system calls only
 
 
@@ -88,29 +82,29 @@ class _StoreTarget:
             want_expiry=want_expiry,
         )
 
-    def _lease(self, won: Any, owner_id: str, started: float) -> Lease | Conflict:
-        if isinstance(won, Conflict):
+    def _lease(self, won: Any, owner_id: str, started: float) -> Lease | Conflict | None:
+        if won is None or isinstance(won, Conflict):
             return won
         slot, version, value, token = won
         s = self.settings
         return StoreLease(
-            store=self.store,
-            owner_id=owner_id,
-            value=value,
-            version=version,
-            ttl=s.ttl,
-            started=started,
-            name=s.name,
-            token=token,
-            slot=slot,
-            pid=value["pid"],
-            host=value["host"],
-            since=value["since"],
-            where=slot_key(s.name, slot),
-            registry_key=self.registry_key,
+            self.store,
+            owner_id,
+            value,
+            version,
+            s.ttl,
+            started,
+            s.name,
+            token,
+            slot,
+            value["pid"],
+            value["host"],
+            value["since"],
+            slot_key(s.name, slot),
+            self.registry_key,
         )
 
-    def attempt(self, owner: _lock_registry.Owner, want_expiry: bool) -> Lease | Conflict:
+    def attempt(self, owner: _lock_registry.Owner, want_expiry: bool) -> Lease | Conflict | None:
         owner_id = secrets.token_hex(8)
         started = _clock.current().monotonic()
         lease = self._lease(run(self._flow(owner, owner_id, want_expiry), self.store), owner_id, started)
@@ -118,7 +112,7 @@ class _StoreTarget:
             lease.start_renewer()
         return lease
 
-    async def aattempt(self, owner: _lock_registry.Owner, want_expiry: bool) -> Lease | Conflict:
+    async def aattempt(self, owner: _lock_registry.Owner, want_expiry: bool) -> Lease | Conflict | None:
         owner_id = secrets.token_hex(8)
         started = _clock.current().monotonic()
         lease = self._lease(await arun(self._flow(owner, owner_id, want_expiry), self.store), owner_id, started)
@@ -136,10 +130,11 @@ class SingleInstance(Generic[R]):
     .. versionadded:: 0.1.0
     """
 
-    __slots__ = ("_leases", "_name_json", "settings")
+    __slots__ = ("_cached", "_leases", "_name_json", "settings")
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._cached: tuple[object, _FileTarget | _StoreTarget] | None = None
         self._name_json = json.dumps(settings.name, ensure_ascii=False).encode()
         self._leases: contextvars.ContextVar[tuple[object, ...]] = contextvars.ContextVar(
             f"reliable_single_instance:{settings.name}", default=()
@@ -152,22 +147,32 @@ class SingleInstance(Generic[R]):
     # -- backend choice ------------------------------------------------------------------
 
     def _target(self) -> _FileTarget | _StoreTarget:
+        """The backend to use, resolved again only after `reliable.configure` changed something.
+
+        The default lock directory is read from the environment at the first use.
+        """
+        config = _configuration._config
+        cached = self._cached
+        if cached is not None and cached[0] is config:
+            return cached[1]
         s = self.settings
         lock_dir, locks, network_fs = lock_settings()
+        target: _FileTarget | _StoreTarget
         if s.store is not None or locks == "store":
-            return _StoreTarget(s, resolve_store(s.store))
-        directory = prepare(s.lock_dir or lock_dir or default_lock_dir(), network_fs=network_fs)
-        return _FileTarget(s, directory, self._name_json)
+            target = _StoreTarget(s, resolve_store(s.store))
+        else:
+            directory = prepare(s.lock_dir or lock_dir or default_lock_dir(), network_fs=network_fs)
+            target = _FileTarget(s, directory, self._name_json)
+        self._cached = (config, target)
+        return target
 
-    def _check_reentry(self, key: Hashable, owner: _lock_registry.Owner) -> None:
-        slot = _lock_registry.owned_by(key, owner)
-        if slot is not None:
-            who = "task" if owner[1] is not None else "thread"
-            msg = (
-                f"{self.settings.name!r} is already held by this same {who} (slot {slot}); single_instance is not "
-                "re-entrant: do not nest it, or give the inner use another name"
-            )
-            raise AlreadyRunningError(msg, name=self.settings.name, reentrant=True)
+    def _reentered(self, owner: _lock_registry.Owner) -> AlreadyRunningError:
+        who = "task" if owner[1] is not None else "thread"
+        msg = (
+            f"{self.settings.name!r} is already held by this same {who}; single_instance is not "
+            "re-entrant: do not nest it, or give the inner use another name"
+        )
+        return AlreadyRunningError(msg, name=self.settings.name, reentrant=True)
 
     def _conflict(self, conflict: Conflict, elapsed: float, attempt: int, *, blocking: bool) -> float | Skipped:
         """After a failed try: skip (report it), raise, or return how long to wait before the next try."""
@@ -228,7 +233,12 @@ class SingleInstance(Generic[R]):
             "acquired",
             f"acquired lock {lease.name!r} (token {lease.token})",
             level=logging.DEBUG,
-            attributes=lease._attributes(),
+            attributes={
+                "reliable.operation": lease.name,
+                "reliable.lock.token": lease.token,
+                "reliable.lock.slot": lease.slot,
+                "reliable.lock.backend": lease.backend,
+            },
         )
         return lease
 
@@ -246,7 +256,6 @@ class SingleInstance(Generic[R]):
         """
         target = self._target()
         owner = _lock_registry.current_owner()
-        self._check_reentry(target.registry_key, owner)
         want_expiry = self.settings.on_conflict == "wait"
         clock = _clock.current()
         elapsed, attempt = 0.0, 0
@@ -254,12 +263,14 @@ class SingleInstance(Generic[R]):
             result = target.attempt(owner, want_expiry)
             if isinstance(result, Lease):
                 return self._acquired(result, elapsed, attempt)
+            if result is None:
+                raise self._reentered(owner)
             step = self._conflict(result, elapsed, attempt, blocking=True)
             if isinstance(step, Skipped):
                 return step  # type: ignore[return-value]  # R is Skipped whenever skipping is possible
             before = clock.monotonic()
             if result.in_process:
-                woke = _lock_registry.wait(target.registry_key, step)
+                woke = _lock_registry.wait(target.registry_key, step, self.settings.limit)
                 elapsed += max(clock.monotonic() - before, 0.0 if woke else step)
             else:
                 clock.sleep(step)
@@ -270,7 +281,6 @@ class SingleInstance(Generic[R]):
         """The async twin of `acquire`: waits without blocking the event loop."""
         target = self._target()
         owner = _lock_registry.current_owner()
-        self._check_reentry(target.registry_key, owner)
         want_expiry = self.settings.on_conflict == "wait"
         clock = _clock.current()
         elapsed, attempt = 0.0, 0
@@ -278,12 +288,14 @@ class SingleInstance(Generic[R]):
             result = await target.aattempt(owner, want_expiry)
             if isinstance(result, Lease):
                 return self._acquired(result, elapsed, attempt)
+            if result is None:
+                raise self._reentered(owner)
             step = self._conflict(result, elapsed, attempt, blocking=False)
             if isinstance(step, Skipped):
                 return step  # type: ignore[return-value]  # R is Skipped whenever skipping is possible
             before = clock.monotonic()
             if result.in_process:
-                woke = await _lock_registry.await_release(target.registry_key, step)
+                woke = await _lock_registry.await_release(target.registry_key, step, self.settings.limit)
                 elapsed += max(clock.monotonic() - before, 0.0 if woke else step)
             else:
                 await clock.asleep(step)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import os
 from collections.abc import Generator, Hashable
 from typing import Any, TypeVar
 
@@ -91,19 +90,24 @@ def acquire_flow(
     since: float,
     registry_key: Hashable,
     want_expiry: bool,
-) -> Flow[tuple[int, int, dict[str, Any], int] | Conflict]:
-    """One try at every slot: ``(slot, version, value, token)`` of the lease won, or the `Conflict`."""
+) -> Flow[tuple[int, int, dict[str, Any], int] | Conflict | None]:
+    """One try at every slot: ``(slot, version, value, token)`` of the lease won, the `Conflict`, or None (re-entry)."""
     in_process = False
     holders: list[Holder] = []
     for slot in range(limit):
         key = slot_key(name, slot)
-        if not _lock_registry.take(registry_key, slot, owner):
+        taken = _lock_registry.take(registry_key, slot, owner)
+        if taken == _lock_registry.MINE:
+            return None
+        if taken == _lock_registry.BUSY:
             in_process = True
             record = yield ("get", (key,), {})
             if record is not None:
                 holders.append(holder_from_value(name, record.value, expires_at=record.expires_at))
             continue
-        value = store_value(name=name, owner=owner_id, pid=os.getpid(), host=host, since=since, token=0, slot=slot)
+        value = store_value(
+            name=name, owner=owner_id, pid=_lock_registry.pid, host=host, since=since, token=0, slot=slot
+        )
         created = False
         try:
             record, created = yield ("put_if_absent", (key, value), {"ttl": ttl})

@@ -26,10 +26,10 @@ import asyncio
 import contextlib
 import contextvars
 import logging
-import os
 import threading
 from typing import Any
 
+from . import _lock_registry
 from ._internal import _clock, _telemetry
 from ._lease import Lease
 from ._lease_core import renew_after, retry_renew_after, slot_key
@@ -61,16 +61,15 @@ class StoreLease(Lease):
 
     def __init__(
         self,
-        *,
         store: Any,
         owner_id: str,
         value: dict[str, Any],
         version: int,
         ttl: float,
         started: float,
-        **kwargs: Any,
+        *lease: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(*lease)
         self._store = store
         self._owner_id = owner_id
         self._value = value
@@ -249,7 +248,7 @@ class StoreLease(Lease):
         if self._released:
             return
         self._stop_thread()
-        if self.pid != os.getpid():  # a forked child must never delete its parent's lease
+        if self.pid != _lock_registry.pid:  # a forked child must never delete its parent's lease
             self._released = True
             return
         try:
@@ -268,7 +267,7 @@ class StoreLease(Lease):
         self._stop_thread()
         if task is not None and task is not asyncio.current_task():
             await asyncio.gather(task, return_exceptions=True)
-        if self.pid != os.getpid():
+        if self.pid != _lock_registry.pid:
             self._released = True
             return
         try:

@@ -1,0 +1,122 @@
+"""single_instance: acquire + release of one uncontended lock, side by side with the file locks people use today.
+
+Run: ``pytest benchmarks/test_bench_single_instance.py --benchmark-only``. Every entry takes
+and gives back one exclusive, non-blocking lock on a fresh directory:
+
+- raw ``fcntl.flock`` on a descriptor kept open (the floor, and the baseline), and with an
+  ``open`` + ``close`` around it (what a lock without a kept descriptor pays);
+- ``portalocker.Lock`` and ``filelock.FileLock`` (both open and close the file each time);
+- ``reliable.single_instance`` with the file backend (holder metadata and token written
+  into the lock file each time), and with the store backend on SQLite (a lease with a
+  token: three writes to acquire, one to release, plus starting and stopping its renewer).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+from typing import Any
+
+import filelock
+import portalocker
+import pytest
+
+import reliable
+from reliable.stores.sqlite import SQLiteStore
+
+GROUP = "single_instance: acquire + release, uncontended"
+
+
+def _label(benchmark: Any, label: str, *, baseline: bool = False) -> None:
+    benchmark.group = GROUP
+    benchmark.extra_info["label"] = label
+    if baseline:
+        benchmark.extra_info["baseline"] = True
+
+
+def test_raw_flock_kept_open(benchmark: Any, tmp_path: Path) -> None:
+    _label(benchmark, "fcntl.flock, descriptor kept open (floor)", baseline=True)
+    fd = os.open(tmp_path / "raw.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+
+    def run() -> None:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+    benchmark(run)
+    os.close(fd)
+
+
+def test_raw_flock_open_close(benchmark: Any, tmp_path: Path) -> None:
+    _label(benchmark, "fcntl.flock with open + close")
+    path = tmp_path / "raw.lock"
+
+    def run() -> None:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+    benchmark(run)
+
+
+def test_portalocker_lock(benchmark: Any, tmp_path: Path) -> None:
+    _label(benchmark, "portalocker.Lock (fail_when_locked)")
+    lock = portalocker.Lock(tmp_path / "pl.lock", fail_when_locked=True, timeout=0)
+
+    def run() -> None:
+        lock.acquire()
+        lock.release()
+
+    benchmark(run)
+
+
+def test_filelock(benchmark: Any, tmp_path: Path) -> None:
+    _label(benchmark, "filelock.FileLock (timeout=0)")
+    lock = filelock.FileLock(tmp_path / "fl.lock", timeout=0)
+
+    def run() -> None:
+        with lock:
+            pass
+
+    benchmark(run)
+
+
+def test_reliable_file_backend(benchmark: Any, tmp_path: Path) -> None:
+    _label(benchmark, "reliable.single_instance, file backend (with metadata)")
+    lock = reliable.single_instance("bench", lock_dir=tmp_path, on_conflict="raise")
+
+    def run() -> None:
+        with lock:
+            pass
+
+    benchmark(run)
+    assert reliable.single_instance("bench", lock_dir=tmp_path, on_conflict="raise").acquire().token > 1
+
+
+def test_reliable_file_backend_decorator(benchmark: Any, tmp_path: Path) -> None:
+    _label(benchmark, "reliable.single_instance, file backend, decorated call")
+
+    @reliable.single_instance("bench-fn", lock_dir=tmp_path, on_conflict="raise")
+    def job() -> int:
+        return 1
+
+    benchmark(job)
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Any:
+    store = SQLiteStore(tmp_path / "state.db")
+    yield store
+    store.close()
+
+
+def test_reliable_sqlite_lease(benchmark: Any, sqlite_store: SQLiteStore) -> None:
+    _label(benchmark, "reliable.single_instance, SQLite lease (store backend)")
+    lock = reliable.single_instance("bench", store=sqlite_store, on_conflict="raise", ttl=30)
+
+    def run() -> None:
+        with lock:
+            pass
+
+    benchmark(run)
