@@ -80,7 +80,7 @@ def test_recovery_needs_recover_after_successes() -> None:
 
 def test_degraded_fires_and_recovers_on_next_ok() -> None:
     """A degraded run fires 'degraded'; the next ok run (not failing) recovers it."""
-    summary, transitions = run(["degraded", "ok"])
+    _, transitions = run(["degraded", "ok"])
 
     assert [("degraded",), ()] == [t.fire for t in transitions]
     assert ("degraded",) == transitions[1].recovered
