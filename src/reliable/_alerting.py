@@ -220,9 +220,9 @@ class _Dispatcher:
         if self.until.get(key, float("-inf")) > mono:
             return True
         try:
-            from ._config import resolve_store
-
-            store = resolve_store(job.store)
+            store = job.store
+            if store is None:
+                raise RuntimeError("no store")
             for stale_key in clear:
                 store.delete(stale_key)
             mark = {"time": alert.time, "host": alert.host, "pid": os.getpid(), "message": alert.message[:200]}
@@ -257,9 +257,23 @@ def fire(
     store: Any,
     recovered: tuple[str, ...] = (),
 ) -> None:
-    """Queue *alert* for delivery by the alert thread. Never raises."""
+    """Queue *alert* for delivery by the alert thread. Never raises.
+
+    The sinks and the store are resolved now, in the caller's configuration (a scoped
+    ``configured(...)`` may be gone by the time the alert thread delivers).
+    """
     try:
-        _dispatcher.submit(_Job(alert, sinks, throttle, store, recovered))
+        resolved: Any = None
+        if throttle:
+            try:
+                from ._config import resolve_store
+
+                resolved = resolve_store(store)
+            except Exception as exc:
+                _log.warning(
+                    "cannot open the store to throttle the %s alert of %r: %s", alert.kind, alert.operation, exc
+                )
+        _dispatcher.submit(_Job(alert, resolve_sinks(sinks), throttle, resolved, recovered))
     except Exception:  # pragma: no cover - e.g. no threads left at interpreter shutdown
         _log.exception("could not queue the %s alert of %r", alert.kind, alert.operation)
 
