@@ -453,3 +453,46 @@ def test_sdk_retry_count_from_a_real_httpx_request() -> None:
     exc = httpx.HTTPStatusError("e", request=request, response=httpx.Response(503, request=request))
 
     assert 1 == sdk_retries(exc)
+
+
+def test_an_exception_that_breaks_inspection_is_permanent() -> None:
+    """If even looking at the exception raises, the classifier says permanent instead of raising."""
+
+    class Hostile(Exception):
+        @property
+        def __dict__(self) -> Any:  # type: ignore[override]
+            raise RuntimeError("no")
+
+    got = reliable.classify(Hostile())
+
+    assert ("permanent", False) == (got.kind, got.retry)
+    assert got.reason.startswith("could not classify Hostile")
+
+
+def test_header_edge_cases() -> None:
+    """Byte values are decoded; a headers object whose get() raises is ignored; junk bodies are ignored."""
+
+    class Raising(dict[str, str]):
+        def get(self, key: str, default: Any = None) -> Any:
+            raise RuntimeError("no")
+
+    response = httpx.Response(503, content=b"not json", request=httpx.Request("GET", "https://x"))
+    junk_body = httpx.HTTPStatusError("e", request=response.request, response=response)
+
+    assert 5.0 == parse_retry_after({"retry-after": b"5"}, NOW)
+    assert None is parse_retry_after(Raising({"retry-after": "5"}), NOW)
+    assert ("transient", None) == (reliable.classify(junk_body).kind, reliable.classify(junk_body).wait)
+
+
+def test_caches_stay_bounded_with_many_exception_types(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Classifying thousands of distinct exception types keeps the per-type caches bounded and the answers right."""
+    from reliable import _classify, _http_shapes
+
+    monkeypatch.setattr(_classify, "_by_type", {})
+    monkeypatch.setattr(_http_shapes, "_shaped_types", {})
+    monkeypatch.setattr(_http_shapes, "_connection_cache", {})
+
+    kinds = {reliable.classify(type(f"Dynamic{i}", (TimeoutError,), {})()).kind for i in range(1100)}
+
+    assert {"transient"} == kinds
+    assert 1024 >= max(len(_classify._by_type), len(_http_shapes._shaped_types), len(_http_shapes._connection_cache))

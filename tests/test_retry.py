@@ -552,3 +552,31 @@ def test_not_a_function_is_rejected() -> None:
     """retry()(42) says how to use it."""
     with pytest.raises(reliable.ConfigError, match="decorates functions"):
         reliable.retry()(42)  # type: ignore[arg-type]
+
+
+def test_long_error_messages_are_shortened_in_logs(
+    mode: Mode, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The retry log line keeps at most 200 characters of the error message."""
+    body = Flaky(TimeoutError("x" * 500))
+
+    with caplog.at_level(logging.WARNING, logger="reliable.retry"):
+        mode.decorate(body)()
+
+    (record,) = [r for r in caplog.records if r.name == "reliable.retry"]
+    assert record.getMessage().endswith("TimeoutError: " + "x" * 197 + "...")
+
+
+def test_a_broken_tracing_api_does_not_break_the_call(
+    mode: Mode, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If marking the span fails, the retried call still returns its value."""
+    from reliable import _retry_run
+
+    def broken() -> Any:
+        raise RuntimeError("tracing is broken")
+
+    monkeypatch.setattr(_retry_run.trace, "get_current_span", broken)
+    body = Flaky(TimeoutError())
+
+    assert "ok" == mode.decorate(body)()

@@ -264,3 +264,101 @@ def test_budget_is_shared_by_two_processes(shared_backend: Backend, tmp_path: Pa
 
     assert [0, 0] == [child.exitcode for child in children]
     assert 2 * 3 + 4 == sum(counts)
+
+
+class AsyncBrokenStore(MemoryStore):
+    async def aincr(self, key: str, amount: int = 1, *, ttl: float | None = None) -> int:
+        raise OSError("store down")
+
+
+def test_a_failing_store_allows_the_retry_async(clock: FakeClock) -> None:
+    """The async path fails open too, and a failed deposit keeps the calls for later."""
+    budget = reliable.RetryBudget("abroken", ratio=0, min_per_second=0, store=AsyncBrokenStore(), flush_every=1)
+    calls: list[int] = []
+
+    @reliable.retry(**fast(budget, attempts=3))
+    async def down() -> None:
+        calls.append(1)
+        raise TimeoutError()
+
+    with pytest.raises(TimeoutError):
+        asyncio.run(down())
+
+    assert 3 == len(calls)
+
+
+def test_a_failed_deposit_keeps_the_calls(clock: FakeClock) -> None:
+    """When the store cannot take the batch, the calls stay pending for the next deposit."""
+    budget = reliable.RetryBudget("keep", store=BrokenStore(), flush_every=2)
+    call = reliable.retry(budget=budget)(lambda: None)
+
+    for _ in range(3):
+        call()
+
+    assert 3 == budget._pending
+
+
+class SyncOnlyStore:
+    """A store with only the blocking methods: the async driver falls back to them."""
+
+    def __init__(self) -> None:
+        self._inner = MemoryStore()
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("a"):
+            raise AttributeError(name)
+        return getattr(self._inner, name)
+
+    def now(self) -> float:
+        return self._inner.now()
+
+    def get(self, key: str) -> Any:
+        return self._inner.get(key)
+
+    def put_if_absent(self, key: str, value: Any, *, ttl: float | None = None) -> Any:
+        return self._inner.put_if_absent(key, value, ttl=ttl)
+
+    def compare_and_set(self, key: str, value: Any, *, version: int, ttl: float | None = None) -> Any:
+        return self._inner.compare_and_set(key, value, version=version, ttl=ttl)
+
+    def set(self, key: str, value: Any, *, ttl: float | None = None) -> Any:
+        return self._inner.set(key, value, ttl=ttl)
+
+    def delete(self, key: str, *, version: int | None = None) -> bool:
+        return self._inner.delete(key, version=version)
+
+    def incr(self, key: str, amount: int = 1, *, ttl: float | None = None) -> int:
+        return self._inner.incr(key, amount, ttl=ttl)
+
+    def scan(self, prefix: str, *, limit: int | None = None) -> Any:
+        return self._inner.scan(prefix, limit=limit)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def test_async_driver_with_a_blocking_only_store(clock: FakeClock) -> None:
+    """A store without async twins still backs the async driver's budget."""
+    budget = reliable.RetryBudget("sync-only", ratio=0, min_per_second=0.1, window=10, store=SyncOnlyStore())  # type: ignore[arg-type]
+    calls: list[int] = []
+
+    @reliable.retry(**fast(budget))
+    async def down() -> None:
+        calls.append(1)
+        raise TimeoutError()
+
+    with pytest.raises(TimeoutError):
+        asyncio.run(down())
+
+    assert 2 == len(calls)
+
+
+def test_repr_and_idle_flush() -> None:
+    """The repr shows the settings; flushing with nothing pending writes nothing."""
+    store = MemoryStore()
+    budget = reliable.RetryBudget("r", ratio=0.25, min_per_second=2, window="30s", store=store)
+
+    budget._flush()
+
+    assert "RetryBudget('r', ratio=0.25, min_per_second=2.0, window=30.0)" == repr(budget)
+    assert [] == store.scan("reliable:")

@@ -217,3 +217,58 @@ def test_async_exception_thrown_in_that_the_stream_does_not_handle_ends_it(clock
 
     with pytest.raises(KeyError):
         asyncio.run(drive())
+
+
+def test_throw_that_ends_the_stream_returns_its_value(clock: FakeClock) -> None:
+    """A throw() the wrapped generator answers by returning ends the wrapper with that value."""
+
+    @reliable.retry()
+    def stream() -> Iterator[int]:
+        try:
+            yield 1
+        except ValueError:
+            return
+
+    gen = stream()
+    next(gen)
+
+    with pytest.raises(StopIteration):
+        gen.throw(ValueError("stop"))
+
+
+def test_async_athrow_that_ends_the_stream(clock: FakeClock) -> None:
+    """An athrow() the wrapped async generator answers by returning ends the wrapper."""
+
+    @reliable.retry()
+    async def stream() -> AsyncIterator[int]:
+        try:
+            yield 1
+        except ValueError:
+            return
+
+    async def drive() -> None:
+        agen = stream()
+        await agen.__anext__()
+        await agen.athrow(ValueError("stop"))
+
+    with pytest.raises(StopAsyncIteration):
+        asyncio.run(drive())
+
+
+def test_streams_count_calls_for_a_budget(clock: FakeClock) -> None:
+    """Opening a retried stream counts as one call of its budget, sync and async."""
+    from reliable.stores.memory import MemoryStore
+
+    budget = reliable.RetryBudget("streams", store=MemoryStore())
+
+    @reliable.retry(budget=budget)
+    def stream() -> Iterator[int]:
+        yield 1
+
+    @reliable.retry(budget=budget)
+    async def astream() -> AsyncIterator[int]:
+        yield 2
+
+    items = list(stream()) + run_async_stream(astream())  # type: ignore[arg-type]
+
+    assert ([1, 2], 2) == (items, budget._pending)

@@ -107,9 +107,7 @@ class Run:
                 known = classify_at(exc, clock.time())
                 self._count_sdk_retries(exc)
             classification = known
-            if not isinstance(exc, Exception):
-                retryable = False
-            elif options.on_types is not None:
+            if options.on_types is not None:
                 retryable = isinstance(exc, options.on_types)
             elif options.on_predicate is not None:
                 retryable = bool(options.on_predicate(exc))
