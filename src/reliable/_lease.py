@@ -30,6 +30,8 @@ class Skipped(enum.Enum):
     def __repr__(self) -> str:
         return "reliable.SKIPPED"
 
+    __str__ = __repr__
+
 
 SKIPPED: Final = Skipped.SKIPPED
 """Returned instead of the result when ``on_conflict="skip"`` skipped a run (falsy; test with ``is``).

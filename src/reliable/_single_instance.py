@@ -302,6 +302,23 @@ class SingleInstance(Generic[R]):
                 elapsed += clock.monotonic() - before
             attempt += 1
 
+    @property
+    def lease(self) -> Lease | None:
+        """The lease this thread or task holds through this object, inside its ``with`` block or decorated call.
+
+        A decorated function reads its fencing token this way::
+
+            lock = single_instance("sync-orders")
+
+            @lock
+            def sync_orders() -> None:
+                write(rows, fencing_token=lock.lease.token)
+        """
+        for item in reversed(self._leases.get()):
+            if isinstance(item, Lease):
+                return item
+        return None
+
     # -- context manager -------------------------------------------------------------------
 
     def __enter__(self) -> Lease | R:
@@ -355,9 +372,11 @@ class SingleInstance(Generic[R]):
                 lease = await self.aacquire()
                 if not isinstance(lease, Lease):
                     return lease
+                token = self._leases.set((*self._leases.get(), lease))
                 try:
                     return await fn(*args, **kwargs)
                 finally:
+                    self._leases.reset(token)
                     await lease.arelease()
 
             return arun_once
@@ -367,9 +386,11 @@ class SingleInstance(Generic[R]):
             lease = self.acquire()
             if not isinstance(lease, Lease):
                 return lease
+            token = self._leases.set((*self._leases.get(), lease))
             try:
                 return fn(*args, **kwargs)
             finally:
+                self._leases.reset(token)
                 lease.release()
 
         return run_once
