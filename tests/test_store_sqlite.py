@@ -365,6 +365,28 @@ def test_fork_while_another_thread_holds_the_store(store: SQLiteStore) -> None:
     assert 4 == store.incr("forked")
 
 
+def _close_in_child(store: SQLiteStore) -> None:
+    inherited = store._cursor
+    store.close()
+    sys.exit(0 if inherited is not None and inherited.connection in sqlite_module._abandoned else 3)
+
+
+@pytest.mark.processes
+def test_close_in_a_forked_child_leaves_the_parent_alone(store: SQLiteStore) -> None:
+    """A child that closes the inherited store does not close, or wait for, what the parent holds."""
+    store.set("k", 1)
+    child = multiprocessing.get_context("fork").Process(target=_close_in_child, args=(store,))
+
+    with store._lock:
+        child.start()
+        child.join(timeout=10)
+    if child.is_alive():
+        child.kill()
+
+    assert 0 == child.exitcode
+    assert 1 == store.get("k").value  # type: ignore[union-attr]
+
+
 @pytest.mark.processes
 def test_many_processes_create_one_file_at_once(path: Path) -> None:
     """Six processes opening the same new file at once all succeed; the schema is created once."""

@@ -337,10 +337,12 @@ class SQLiteStore:
 
     def close(self) -> None:
         """Close the connection; later calls raise `StoreUnavailableError`. Closing twice is harmless."""
+        if self._pid != os.getpid():
+            self._after_fork()  # never close (or wait on the lock of) what the parent process holds
         with self._lock:
             self._closed = True
             cursor, self._cursor = self._cursor, None
-            if cursor is not None and self._pid == os.getpid():
+            if cursor is not None:
                 cursor.connection.close()
 
     # -- AsyncStore ----------------------------------------------------------------
