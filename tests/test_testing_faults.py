@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from reliable import ConfigError
-from reliable.testing import FakeClock, Faults, InjectedFault, SimulatedCrash, installed
+from reliable.testing import FakeClock, Faults, InjectedFault, Return, SimulatedCrash, installed
 
 
 def fetch(item: str) -> str:
@@ -469,3 +469,14 @@ def test_stdlib_function_can_be_scripted() -> None:
             json.dumps({})
 
     assert "{}" == json.dumps({})
+
+
+def test_return_wraps_values_a_script_would_read_as_faults() -> None:
+    """Return(0) returns 0 (a bare int is an HTTP status), Return("ok") the string, Return(exc) the exception."""
+    error = KeyError("as a value")
+    with Faults() as faults:
+        faults.script(f"{__name__}:fetch", [Return(0), Return("ok"), Return(error)])
+
+        results = [fetch("a") for _ in range(4)]
+
+    assert [0, "ok", error, "real a"] == results

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import pytest
@@ -282,6 +283,7 @@ def test_crash_that_lands_at_store_point(store: Store, faults: Faults) -> None:
 def test_crashed_process_cannot_clean_up(store: Store, faults: Faults) -> None:
     """While a SimulatedCrash propagates, the store refuses work, so a finally block cannot release a claim."""
     faulty = faults.wrap_store(store)
+    refused: list[BaseException] = []
 
     def holder() -> None:
         faulty.put_if_absent("lock", "me", ttl=30)
@@ -289,7 +291,10 @@ def test_crashed_process_cannot_clean_up(store: Store, faults: Faults) -> None:
             faults.crash(f"{__name__}:do_work")
             do_work()
         finally:
-            faulty.delete("lock")  # the release a crashed process never performs
+            try:
+                faulty.delete("lock")  # the release a crashed process never performs
+            except StoreUnavailableError as exc:
+                refused.append(exc)
 
     with pytest.raises(SimulatedCrash):
         holder()
@@ -297,6 +302,8 @@ def test_crashed_process_cannot_clean_up(store: Store, faults: Faults) -> None:
     assert "me" == faulty.get("lock").value  # type: ignore[union-attr]
     assert ["crash", "crash"] == [f.kind for f in faults.log]
     assert "refused" in faults.log[1].detail
+    assert isinstance(refused[0].__context__, SimulatedCrash)
+    assert "refused: the process crashed" in str(refused[0])
 
 
 def test_crashed_process_cannot_clean_up_async(faults: Faults) -> None:
@@ -309,7 +316,8 @@ def test_crashed_process_cannot_clean_up_async(faults: Faults) -> None:
             faults.crash(f"{__name__}:do_work")
             do_work()
         finally:
-            await faulty.adelete("lock")
+            with contextlib.suppress(StoreUnavailableError):
+                await faulty.adelete("lock")
 
     with pytest.raises(SimulatedCrash):
         asyncio.run(holder())

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from .._internal._clock import installed
-from ._actions import InjectedFault, SimulatedCrash
+from ._actions import InjectedFault, Return, SimulatedCrash
 from ._capture import CapturedAlert, CapturedTelemetry, MetricPoint, capture_telemetry
 from ._contract import check_store
 from ._fake_clock import FakeClock
@@ -28,6 +28,7 @@ __all__ = [
     "HTTPStatusError",
     "InjectedFault",
     "MetricPoint",
+    "Return",
     "Rule",
     "SimulatedCrash",
     "api_connection_error",

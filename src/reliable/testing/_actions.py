@@ -14,7 +14,7 @@ from typing import Any, Literal, TypeVar
 from .._errors import ConfigError
 from .._internal import _clock
 
-__all__ = ["Action", "InjectedFault", "SimulatedCrash", "arun", "run"]
+__all__ = ["Action", "InjectedFault", "Return", "SimulatedCrash", "arun", "run"]
 
 T = TypeVar("T")
 Outcome = Literal["call", "raise", "return", "call_then_raise"]
@@ -25,9 +25,12 @@ class SimulatedCrash(BaseException):
 
     A `BaseException`, like `KeyboardInterrupt`, so code that catches `Exception` to
     clean up does not catch it, as it could not run after a real crash. While it
-    propagates, every store wrapped by the `Faults` refuses to work (re-raising it),
-    so no ``finally`` block can release a claim or lease the dead process held; once
-    the test has caught it, the stores work again, as for a process started afresh.
+    propagates, every store wrapped by the `Faults` refuses to work (with
+    `StoreUnavailableError`), so no ``finally`` block or ``__exit__`` can release a claim
+    or lease the dead process held, while the primitive's in-process bookkeeping (which
+    the crash would have wiped) still unwinds; once the test has caught it, the stores
+    work again, as for a process started afresh. Recover after the ``except`` block (as
+    ``pytest.raises`` does), not inside it.
 
     Attributes:
         point: The fault point, e.g. ``"myjob.orders:write"`` or ``"store.compare_and_set"``.
@@ -43,6 +46,19 @@ class SimulatedCrash(BaseException):
         self.point = point
         self.call = call
         self.landed = landed
+
+
+@dataclass(frozen=True)
+class Return:
+    """A scripted outcome that returns *value* as it is, for values a script would otherwise read as a fault.
+
+    ``faults.script(target, [Return(0)])`` returns 0 (a bare ``0`` would be an HTTP status);
+    ``Return("ok")`` returns the string ``"ok"``; ``Return(TimeoutError())`` returns an exception.
+
+    .. versionadded:: 0.1.0
+    """
+
+    value: Any
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing_extensions import Self
 from .._errors import ConfigError, StoreUnavailableError
 from .._internal import _clock
 from .._internal._durations import Duration, seconds
-from ._actions import CALL, Action, InjectedFault, Outcome, SimulatedCrash
+from ._actions import CALL, Action, InjectedFault, Outcome, Return, SimulatedCrash
 from ._http_errors import http_error
 from ._store_faults import STORE_OPERATIONS, FaultyStore
 from ._targets import Patch, Target, locate
@@ -123,8 +123,9 @@ class Faults:
         """Script the next calls of *target*, one outcome per call.
 
         An outcome is ``"ok"`` (call through), an exception instance or class (raised), an int
-        (raised as `http_error` with that status), or any other value (returned instead of
-        calling; awaited callables return it from their coroutine). After the script, *then*
+        (raised as `http_error` with that status), `Return(value)` (returns *value* as it is),
+        or any other value (returned instead of calling; awaited callables return it from
+        their coroutine). After the script, *then*
         applies to every call (``"ok"`` by default).
 
         Args:
@@ -295,6 +296,9 @@ class Faults:
         """A factory of the `Action` for one scripted outcome (None: call through), checked now."""
         if isinstance(outcome, str) and outcome == "ok":
             return None
+        if isinstance(outcome, Return):
+            returned = Action(outcome="return", value=outcome.value)
+            return lambda: returned
         if isinstance(outcome, BaseException):
             action = Action(outcome="raise", error=outcome)
             return lambda: action

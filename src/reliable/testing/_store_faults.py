@@ -40,8 +40,10 @@ class FaultyStore:
     time, or for a ``with`` block: `unavailable` (every operation raises `StoreUnavailableError`),
     `flaky` (each operation fails with a seeded probability), `slow` (each operation takes time
     on the fake clock), `healthy`. The `Faults`' rules at ``"store.<operation>"`` and
-    ``"store.*"`` apply too. While a `SimulatedCrash` propagates in the calling thread or task,
-    every operation re-raises it: the crashed process cannot clean up.
+    ``"store.*"`` apply too. While a `SimulatedCrash` propagates in the calling thread or task
+    (in an ``except`` or ``finally`` block, or an ``__exit__``), every operation fails with
+    `StoreUnavailableError`: the crashed process cannot clean up in the store, while the
+    primitive's own in-process bookkeeping, which a real crash would wipe, is released.
 
     Attributes:
         inner: The wrapped store.
@@ -118,7 +120,8 @@ class FaultyStore:
         crash = sys.exc_info()[1]
         if isinstance(crash, SimulatedCrash):
             self._record(point, "crash", self.calls[op], f"refused: the process crashed at {crash.point!r}")
-            raise crash
+            msg = f"{point} refused: the process crashed at {crash.point!r} (simulated by reliable.testing)"
+            return Action(outcome="raise", error=StoreUnavailableError(msg, address=f"faulty:{self.name}"))
         mode, amount, ops = self._mode
         delay = 0.0
         if mode != "healthy" and (ops is None or op in ops):

@@ -236,6 +236,7 @@ def reliable_store(request: pytest.FixtureRequest, reliable_store_factory: Calla
     """
     settings = _settings_or_fail(request.node)
     store = reliable_store_factory(settings.backend, default=True)
+    _forget_alert_throttles()
     if settings.store_mode == "unavailable":
         store.unavailable()
     elif settings.store_mode == "flaky":
@@ -252,6 +253,19 @@ def reliable_telemetry() -> Iterator[CapturedTelemetry]:
 
     with capture_telemetry() as captured:
         yield captured
+
+
+def _forget_alert_throttles() -> None:
+    """Drop the alert throttle marks this process remembers: they belong to earlier tests' stores.
+
+    Without this, a test that expects an alert would find it throttled because an earlier test
+    with a store of its own sent one for the same operation within the throttle window.
+    """
+    from .. import _alerting
+
+    marks = getattr(getattr(_alerting, "_dispatcher", None), "until", None)
+    if isinstance(marks, dict):
+        marks.clear()
 
 
 def _open(backend: str, request: pytest.FixtureRequest, index: int) -> Any:
