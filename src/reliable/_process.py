@@ -92,23 +92,22 @@ def run_command(
         threading.Thread(target=_pump, args=(proc.stdout, stdout or sys.stdout.buffer, keep), daemon=True),
         threading.Thread(target=_pump, args=(proc.stderr, stderr or sys.stderr.buffer, keep), daemon=True),
     ]
-    for pump in pumps:
-        pump.start()
     forwarded: list[int] = []
     timed_out = False
-    with _forwarding(proc, forwarded):
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            _signal_group(proc, signal.SIGTERM)
+    try:
+        for pump in pumps:
+            pump.start()
+        with _forwarding(proc, forwarded):
             try:
-                proc.wait(timeout=grace)
+                proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                _signal_group(proc, signal.SIGKILL)
-                proc.wait()
-            # Whatever the leader left behind in its group goes too.
-            _signal_group(proc, signal.SIGKILL)
+                timed_out = True
+                _stop(proc, grace)
+    except BaseException:
+        # An exception here (a signal handler of the caller that raised before the
+        # forwarding started, say) must not leave the child's group running on its own.
+        _stop(proc, grace)
+        raise
     for pump in pumps:
         pump.join(timeout=5)
     code = proc.returncode
@@ -128,6 +127,18 @@ def _pump(source: IO[bytes], sink: IO[bytes], keep: Any) -> None:
             with contextlib.suppress(OSError, ValueError):
                 sink.write(chunk)
                 sink.flush()
+
+
+def _stop(proc: subprocess.Popen[bytes], grace: float) -> None:
+    """SIGTERM the child's process group, SIGKILL it after *grace* seconds, and reap the child."""
+    _signal_group(proc, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        _signal_group(proc, signal.SIGKILL)
+        proc.wait()
+    # Whatever the leader left behind in its group goes too.
+    _signal_group(proc, signal.SIGKILL)
 
 
 def _signal_group(proc: subprocess.Popen[bytes], signum: int) -> None:
