@@ -68,5 +68,5 @@ def _no_real_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
         await asyncio.sleep(seconds)
 
     monkeypatch.setattr(time, "sleep", guarded_sleep)
-    monkeypatch.setattr(_clock.SystemClock, "sleep", lambda self, s: guarded_sleep(s))
+    monkeypatch.setattr(_clock.SystemClock, "sleep", lambda self, s: guarded_sleep(s) if s > 0 else None)
     monkeypatch.setattr(_clock.SystemClock, "asleep", guarded_asleep)

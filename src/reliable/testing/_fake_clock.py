@@ -87,14 +87,21 @@ class FakeClock:
         """Move time to now + *seconds_* (auto-advance), or block until someone else does."""
         if seconds_ < 0:
             raise ValueError(f"sleep length must be non-negative, got {seconds_!r}")
-        with self._cond:
-            self.sleeps.append(float(seconds_))
-            deadline = self._offset + seconds_
+        cond = self._cond
         if self.auto_advance:
+            with cond:
+                self.sleeps.append(float(seconds_))
+                deadline = self._offset + seconds_
+                if not self._waiters:  # the common case: nobody to wake, one lock round
+                    if deadline > self._offset:
+                        self._offset = deadline
+                    return
             self._move_to(deadline)
             return
-        with self._cond:
-            if not self._cond.wait_for(lambda: self._offset >= deadline, timeout=self.real_timeout):
+        with cond:
+            self.sleeps.append(float(seconds_))
+            deadline = self._offset + seconds_
+            if not cond.wait_for(lambda: self._offset >= deadline, timeout=self.real_timeout):
                 msg = (
                     f"FakeClock: nobody advanced the clock to the end of a {seconds_}s sleep "
                     f"within {self.real_timeout}s; call clock.advance() from another thread"
