@@ -207,6 +207,18 @@ def race_child(kind: str, where: str, log: str, rounds: int, barrier: Any, optio
             append(log, f"E {me} {i} {lease.token}")
 
 
+def limit_child(kind: str, where: str, log: str, rounds: int, start: Any) -> None:
+    """With the others, take one of three slots *rounds* times, holding it a while; log start and end of each run."""
+    me = os.getpid()
+    lock = _lock_for(kind, where, limit=3, on_conflict="wait", timeout=REAL_TIMEOUT)
+    for i in range(rounds):
+        start.wait(REAL_TIMEOUT)  # a barrier: every process tries at the same moment
+        with lock as lease:
+            append(log, f"S {me} {i} {lease.token}")
+            time.sleep(0.02)
+            append(log, f"E {me} {i} {lease.token}")
+
+
 def hold_child(kind: str, where: str, ttl: float, conn: Any) -> None:
     """Acquire, report ``(pid, token)``, then obey the parent: ``"check"`` answers with the check's outcome."""
     lock = _lock_for(kind, where, ttl=ttl, on_conflict="raise")
