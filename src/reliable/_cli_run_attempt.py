@@ -247,8 +247,8 @@ def execute(settings: Settings) -> int:
         code = EXIT_LOCK_TIMEOUT
     except Interrupted as exc:
         code = 128 + exc.signum
+    alerts.flush()  # the alerts this run caused are out (or failed) before the summary line
     _summary(settings, runner, run, code, skipped, clock.monotonic() - started)
-    alerts.flush()
     return code
 
 

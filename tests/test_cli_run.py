@@ -1,0 +1,348 @@
+"""``reliable run -- CMD``: driven as a real subprocess (overlap, retries, timeout, signals, heartbeats, alerts)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.processes
+
+COUNTING = textwrap.dedent(
+    """
+    import pathlib, sys
+    counter = pathlib.Path(sys.argv[1])
+    n = int(counter.read_text()) + 1 if counter.exists() else 1
+    counter.write_text(str(n))
+    print(f"attempt {n}", flush=True)
+    sys.exit(0 if n >= int(sys.argv[2]) else int(sys.argv[3]))
+    """
+)
+"""Counts its runs in a file; exits 0 from run argv[2] on, else with code argv[3]."""
+
+HOLDING = textwrap.dedent(
+    """
+    import pathlib, sys, time
+    pathlib.Path(sys.argv[1]).touch()
+    while not pathlib.Path(sys.argv[2]).exists():
+        time.sleep(0.01)
+    """
+)
+"""Touches argv[1], then waits until argv[2] exists: a run that holds its lock for as long as the test wants."""
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RELIABLE_", "OTEL_", "TRACEPARENT"))}
+    env.update(
+        XDG_STATE_HOME=str(tmp_path / "state"),
+        RELIABLE_STORE=f"sqlite:///{tmp_path / 'state.db'}",
+        RELIABLE_LOCK_DIR=str(tmp_path / "locks"),
+    )
+    env.update(extra)
+    return env
+
+
+def _reliable(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "reliable", *args],
+        capture_output=True,
+        text=True,
+        env=_env(tmp_path, **env),
+        timeout=60,
+        check=False,
+    )
+
+
+def _start(tmp_path: Path, *args: str, **env: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "reliable", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(tmp_path, **env),
+    )
+
+
+def _holder(tmp_path: Path, started: Path, release: Path) -> subprocess.Popen[str]:
+    """`reliable run --lock --name job` of a command that holds the lock until *release* exists."""
+    command = [sys.executable, "-c", HOLDING, str(started), str(release)]
+    return _start(tmp_path, "run", "--lock", "--name", "job", "--", *command)
+
+
+def _wait_for(path: Path, proc: subprocess.Popen[str] | None = None) -> None:
+    deadline = time.monotonic() + 30
+    while not path.exists():
+        if proc is not None and proc.poll() is not None:
+            pytest.fail(f"the process ended before {path.name} appeared: {proc.communicate()}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"{path} did not appear within 30s")
+        time.sleep(0.01)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.fixture
+def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """A local webhook on 127.0.0.1 that keeps the JSON bodies POSTed to it."""
+    received: list[dict[str, Any]] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers["Content-Length"])
+            received.append(json.loads(self.rfile.read(length)))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
+    server.shutdown()
+    server.server_close()
+
+
+# -- overlap ------------------------------------------------------------------------------------
+
+
+def test_two_runs_at_once_one_runs_and_one_skips(tmp_path: Path) -> None:
+    """With --lock, a second run while the first holds the lock does not start its command and exits 0."""
+    started, release, second = tmp_path / "started", tmp_path / "release", tmp_path / "second-ran"
+    first = _holder(tmp_path, started, release)
+    _wait_for(started, first)
+
+    skipped = _reliable(tmp_path, "run", "--lock", "--name", "job", "--", "touch", str(second))
+    release.touch()
+    _, first_err = first.communicate(timeout=60)
+
+    assert (0, 0) == (skipped.returncode, first.returncode), (skipped.stderr, first_err)
+    assert not second.exists()
+    assert "skipped: already running" in skipped.stderr
+
+
+def test_skip_exit_code_and_lock_wait_timeout(tmp_path: Path) -> None:
+    """A skipped run exits --skip-exit-code; --lock-wait gives up after its time with exit 75, command not run."""
+    started, release, ran = tmp_path / "started", tmp_path / "release", tmp_path / "ran"
+    first = _holder(tmp_path, started, release)
+    _wait_for(started, first)
+
+    skipped = _reliable(tmp_path, "run", "--lock", "--skip-exit-code", "3", "--name", "job", "--", "touch", str(ran))
+    waited = _reliable(tmp_path, "run", "--lock-wait", "0.2", "--name", "job", "--", "touch", str(ran))
+    release.touch()
+    first.communicate(timeout=60)
+
+    assert (3, 75) == (skipped.returncode, waited.returncode), (skipped.stderr, waited.stderr)
+    assert not ran.exists()
+
+
+def test_lock_wait_runs_once_the_lock_is_free(tmp_path: Path) -> None:
+    """--lock-wait waits while another run holds the lock, then runs the command (exit 0)."""
+    import reliable
+    from reliable.stores.sqlite import SQLiteStore
+
+    started, release, ran = tmp_path / "started", tmp_path / "release", tmp_path / "ran"
+    first = _holder(tmp_path, started, release)
+    _wait_for(started, first)
+    after_release = f"test -e {release} && touch {ran}"
+    second = _start(tmp_path, "run", "--lock-wait", "60", "--name", "job", "--", "sh", "-c", after_release)
+    store = SQLiteStore(tmp_path / "state.db")
+    deadline = time.monotonic() + 30
+    while len(reliable.health(store=store)["job"].running) < 2:  # the second run is in progress, waiting
+        assert second.poll() is None, second.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+    release.touch()
+    first.communicate(timeout=60)
+    second.communicate(timeout=60)
+    store.close()
+
+    assert 0 == second.returncode
+    assert ran.exists()
+
+
+# -- retries --------------------------------------------------------------------------------------
+
+
+def test_retries_until_the_command_succeeds(tmp_path: Path) -> None:
+    """A command failing twice then succeeding, with --retries 3, runs 3 times and exits 0; each retry is logged."""
+    counter = tmp_path / "count"
+    done = _reliable(
+        tmp_path, "run", "--retries", "3", "--wait-initial", "0.01", "--wait-max", "0.02",
+        "--", sys.executable, "-c", COUNTING, str(counter), "3", "1",
+    )  # fmt: skip
+
+    assert 0 == done.returncode, done.stderr
+    assert "3" == counter.read_text()
+    assert "attempt 1\nattempt 2\nattempt 3\n" == done.stdout
+    assert 2 == done.stderr.count("retrying")
+
+
+def test_gives_up_with_the_last_exit_code(tmp_path: Path) -> None:
+    """A command that always fails runs 1 + --retries times; the exit code is the last attempt's."""
+    counter = tmp_path / "count"
+    done = _reliable(
+        tmp_path, "run", "--retries", "2", "--wait-initial", "0.01", "--wait-max", "0.01",
+        "--", sys.executable, "-c", COUNTING, str(counter), "99", "7",
+    )  # fmt: skip
+
+    assert 7 == done.returncode
+    assert "3" == counter.read_text()
+
+
+def test_retry_on_exit_limits_which_codes_are_retried(tmp_path: Path) -> None:
+    """With --retry-on-exit 3, exit code 7 is not retried: one attempt."""
+    counter = tmp_path / "count"
+    done = _reliable(
+        tmp_path, "run", "--retries", "2", "--retry-on-exit", "3", "--wait-initial", "0.01",
+        "--", sys.executable, "-c", COUNTING, str(counter), "99", "7",
+    )  # fmt: skip
+
+    assert (7, "1") == (done.returncode, counter.read_text())
+
+
+# -- time limits and signals ---------------------------------------------------------------------
+
+
+def test_timeout_kills_a_hanging_child_and_its_children(tmp_path: Path) -> None:
+    """--timeout stops the whole process group, grandchildren that ignore SIGTERM included, and exits 124."""
+    pidfile = tmp_path / "grandchild.pid"
+    script = f"sleep 30 & echo $! > {pidfile}; trap '' TERM; wait"
+    done = _reliable(tmp_path, "run", "--timeout", "0.3", "--kill-after", "0.2", "--", "sh", "-c", script)
+
+    assert 124 == done.returncode, done.stderr
+    assert not _alive(int(pidfile.read_text()))
+    assert "stopped at --timeout 0.3s" in done.stderr
+
+
+def test_deadline_stops_the_running_attempt(tmp_path: Path) -> None:
+    """--deadline bounds all attempts: an attempt still running at the deadline is stopped with exit 124."""
+    done = _reliable(tmp_path, "run", "--deadline", "0.3", "--kill-after", "0.1", "--", "sleep", "30")
+
+    assert 124 == done.returncode
+    assert "the 0.3s --deadline" in done.stderr
+
+
+def test_sigterm_is_forwarded_and_not_retried(tmp_path: Path) -> None:
+    """SIGTERM to `reliable run` reaches the child, which cleans up; its exit code is returned, with no retry."""
+    ready, marker, counter = tmp_path / "ready", tmp_path / "got-term", tmp_path / "count"
+    child = (
+        f"echo x >> {counter}; trap 'echo term > {marker}; exit 5' TERM; touch {ready}; while true; do sleep 0.01; done"
+    )
+    proc = _start(tmp_path, "run", "--retries", "3", "--wait-initial", "0.01", "--", "sh", "-c", child)
+    _wait_for(ready, proc)
+    time.sleep(0.02)  # let run_command install its forwarding handler
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+
+    assert 5 == proc.returncode, err
+    assert "term" == marker.read_text().strip()
+    assert 1 == len(counter.read_text().split())
+    assert "forwarded SIGTERM" in err
+
+
+def test_command_not_found_exits_127(tmp_path: Path) -> None:
+    """A command that does not exist exits 127 (not retried by default)."""
+    done = _reliable(tmp_path, "run", "--retries", "2", "--", str(tmp_path / "no-such-command"))
+
+    assert 127 == done.returncode
+    assert 0 == done.stderr.count("retrying")
+
+
+# -- heartbeats, alerts, output -----------------------------------------------------------------
+
+CHECK_LATER = textwrap.dedent(
+    """
+    import sys, time
+    from reliable._cli import main
+    from reliable.testing import FakeClock, installed
+    with installed(FakeClock(start=time.time() + float(sys.argv[1]))):
+        sys.exit(main(["check", "--no-alert"]))
+    """
+)
+"""`reliable check` with the library clock moved forward (test only: staleness without waiting)."""
+
+
+def test_heartbeat_is_visible_to_reliable_check(tmp_path: Path) -> None:
+    """A run with --max-age leaves a heartbeat: `reliable check` exits 0, and 1 (stale) once max_age has passed."""
+    ran = _reliable(tmp_path, "run", "--name", "nightly", "--max-age", "1h", "--", "true")
+    fresh = _reliable(tmp_path, "check", "--no-alert")
+    later = subprocess.run(
+        [sys.executable, "-c", CHECK_LATER, "7200"], capture_output=True, text=True, env=_env(tmp_path), timeout=60
+    )
+
+    assert (0, 0, 1) == (ran.returncode, fresh.returncode, later.returncode), (fresh.stdout, later.stderr)
+    assert "OK: 1 operation(s) healthy" in fresh.stdout
+    assert "STALE nightly" in later.stdout
+
+
+def test_failure_alert_reaches_a_local_webhook(tmp_path: Path, webhook: tuple[str, list[dict[str, Any]]]) -> None:
+    """A failed run POSTs a failure alert to $RELIABLE_ALERT_WEBHOOK with the exit code and the output's tail."""
+    url, received = webhook
+    done = _reliable(
+        tmp_path, "run", "--name", "export", "--", "sh", "-c", "echo rows: 0; echo boom >&2; exit 4",
+        RELIABLE_ALERT_WEBHOOK=url,
+    )  # fmt: skip
+
+    assert 4 == done.returncode
+    assert ["failure"] == [body["kind"] for body in received], done.stderr
+    alert = received[0]
+    assert ("export", 4) == (alert["operation"], alert["details"]["exit_code"])
+    assert "boom" in alert["details"]["output_tail"]
+    assert "sh exited with code 4; last output: boom" in alert["message"]
+
+
+def test_json_summary_on_stderr_and_stdout_left_to_the_child(tmp_path: Path) -> None:
+    """--json writes JSON log lines on stderr, the last being the summary; stdout holds the child's output only."""
+    done = _reliable(tmp_path, "run", "--json", "--name", "dump", "--", "sh", "-c", "echo data; exit 3")
+    lines = [json.loads(line) for line in done.stderr.splitlines()]
+    summary = lines[-1]
+
+    assert "data\n" == done.stdout
+    assert "reliable.run.finished" == summary["event"]
+    expected = {"reliable.operation": "dump", "process.exit.code": 3, "reliable.outcome": "error"}
+    assert expected == {key: summary[key] for key in expected}
+
+
+def test_one_span_per_run(tmp_path: Path) -> None:
+    """With OTEL_TRACES_EXPORTER=console the run exports one span named after the operation, parented by TRACEPARENT."""
+    parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    done = _reliable(
+        tmp_path, "run", "--name", "traced", "--", "true", OTEL_TRACES_EXPORTER="console", TRACEPARENT=parent
+    )
+
+    assert 0 == done.returncode
+    assert 1 == done.stderr.count('"name": "traced"')
+    assert '"trace_id": "0x0af7651916cd43dd8448eb211c80319c"' in done.stderr
+
+
+def test_bad_config_file_exits_125(tmp_path: Path) -> None:
+    """An unreadable config file is reliable's own error: exit 125, command not run."""
+    ran = tmp_path / "ran"
+    done = _reliable(tmp_path, "run", "--config", str(tmp_path / "missing.toml"), "--", "touch", str(ran))
+
+    assert 125 == done.returncode
+    assert not ran.exists()
+    assert "cannot read the config file" in done.stderr
