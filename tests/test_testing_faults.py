@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from reliable import ConfigError
+from reliable.stores.memory import MemoryStore
 from reliable.testing import FakeClock, Faults, InjectedFault, Return, SimulatedCrash, installed
 
 
@@ -310,12 +311,14 @@ def test_random_is_reproducible_from_the_seed() -> None:
 
 
 def test_random_stream_does_not_depend_on_other_faults() -> None:
-    """Adding a fault elsewhere does not change which calls a random rule fails."""
+    """Adding faults elsewhere (random ones included) or wrapping a store does not change which calls fail here."""
 
     def pattern(extra: bool) -> list[bool]:
         with Faults(seed=3) as faults:
             if extra:
                 faults.script(f"{__name__}:afetch", ["x"])
+                faults.random(f"{__name__}:afetch", rate=0.5)
+                faults.wrap_store(MemoryStore()).flaky(0.5)
             faults.random(f"{__name__}:fetch", rate=0.5)
             return ["Error" in o for o in outcomes(lambda: fetch("a"), 50)]
 

@@ -104,7 +104,7 @@ class Faults:
         self._rules: dict[str, list[Rule]] = {}
         self._patches: dict[str, Patch] = {}
         self._stores: list[FaultyStore] = []
-        self._streams = 0
+        self._streams: dict[str, int] = {}
 
     def __repr__(self) -> str:
         return f"<Faults seed={self.seed} rules={sum(len(r) for r in self._rules.values())} injected={len(self.log)}>"
@@ -288,9 +288,13 @@ class Faults:
             patch.restore()
 
     def _rng(self, stream: str) -> _random.Random:
+        """A generator for *stream* (a point or store), seeded by the seed, the stream and its count so far.
+
+        Streams are independent: adding a fault elsewhere, or a store, never changes this one's choices.
+        """
         with self._lock:
-            self._streams += 1
-            return _random.Random(f"{self.seed}:{stream}:{self._streams}")
+            self._streams[stream] = count = self._streams.get(stream, 0) + 1
+        return _random.Random(f"{self.seed}:{stream}:{count}")
 
     def _outcome(self, outcome: Any) -> Callable[[], Action] | None:
         """A factory of the `Action` for one scripted outcome (None: call through), checked now."""
