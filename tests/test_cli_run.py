@@ -346,3 +346,239 @@ def test_bad_config_file_exits_125(tmp_path: Path) -> None:
     assert 125 == done.returncode
     assert not ran.exists()
     assert "cannot read the config file" in done.stderr
+
+
+# -- in process: options, configuration, exit codes -------------------------------------------
+
+
+@pytest.fixture
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """`reliable run` in this process with its store, locks and state under *tmp_path*, no alert or OTel env."""
+    for key in list(os.environ):
+        if key.startswith(("RELIABLE_", "OTEL_")) or key == "TRACEPARENT":
+            monkeypatch.delenv(key)
+    for key, value in _env(tmp_path).items():
+        if key.startswith(("RELIABLE_", "XDG_")):
+            monkeypatch.setenv(key, value)
+    return tmp_path
+
+
+def _parse(*argv: str) -> Any:
+    from reliable._cli import build_parser
+
+    return build_parser().parse_args(["run", *argv])
+
+
+def test_options_become_settings() -> None:
+    """Durations take seconds or '5m'; --lock-wait means waiting for the lock; the command follows `--`."""
+    from reliable._cli_run import settings_from
+
+    settings = settings_from(
+        _parse("--lock-wait", "5m", "--timeout", "90", "--retries", "2", "--retry-on-exit", "1,75-76", "--", "a", "-x")
+    )
+
+    assert ["a", "-x"] == settings.argv
+    assert ("wait", 300.0, 90.0, 2) == (settings.lock, settings.lock_wait, settings.timeout, settings.retries)
+    assert frozenset({1, 75, 76}) == settings.retry_on_exit
+
+
+@pytest.mark.parametrize(("text", "codes"), [("1", {1}), ("1,3", {1, 3}), ("100-102, 7", {7, 100, 101, 102})])
+def test_parse_codes(text: str, codes: set[int]) -> None:
+    """--retry-on-exit takes codes and ranges separated by commas."""
+    from reliable._cli_run import parse_codes
+
+    assert frozenset(codes) == parse_codes(text)
+
+
+@pytest.mark.parametrize("text", ["0", "256", "x", "5-3", "1,,2", "-1"])
+def test_parse_codes_rejects_what_is_not_a_failure_code(text: str) -> None:
+    """Codes outside 1..255, reversed ranges and non-numbers are usage errors."""
+    import argparse
+
+    from reliable._cli_run import parse_codes
+
+    with pytest.raises(argparse.ArgumentTypeError, match="--retry-on-exit"):
+        parse_codes(text)
+
+
+def test_default_name_is_stable_and_tells_commands_apart() -> None:
+    """The default name is the program's base name plus a hash of the whole command line."""
+    from reliable._cli_run import default_name
+
+    name = default_name(["/usr/bin/pg_dump", "db1"])
+
+    assert name == default_name(["/usr/bin/pg_dump", "db1"])
+    assert name != default_name(["/usr/bin/pg_dump", "db2"])
+    assert name.startswith("pg_dump-")
+
+
+def test_default_retried_exit_codes() -> None:
+    """By default every failure is retried except 124 (timed out), 126 (not executable) and 127 (not found)."""
+    from reliable._cli_run_attempt import Settings
+
+    settings = Settings(argv=["x"], name="x")
+
+    assert [False, True, True, False, False, False, True] == [
+        settings.retried(code) for code in (0, 1, 2, 124, 126, 127, 137)
+    ]
+
+
+@pytest.mark.parametrize(
+    "argv", [["--timeout", "soon", "--", "true"], ["--retries", "-1", "--", "true"], ["--skip-exit-code", "300", "x"]]
+)
+def test_bad_option_values_are_usage_errors(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """A bad value exits 2 with argparse's message naming the option."""
+    from reliable._cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["run", *argv])
+
+    assert 2 == exited.value.code
+    assert argv[0] in capsys.readouterr().err
+
+
+def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """`reliable run` without a command exits 2 and shows the usage."""
+    from reliable._cli import main
+
+    assert 2 == main(["run", "--retries", "1"])
+    assert "usage: reliable run [options] -- CMD" in capsys.readouterr().err
+
+
+def _not_executable(tmp_path: Path) -> str:
+    path = tmp_path / "script.sh"
+    path.write_text("echo hi\n")
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        (lambda tmp: ["true"], 0),
+        (lambda tmp: ["sh", "-c", "exit 3"], 3),
+        (lambda tmp: ["sh", "-c", "kill -KILL $$"], 128 + signal.SIGKILL),
+        (lambda tmp: [str(tmp / "missing")], 127),
+        (_not_executable, 126),
+    ],
+    ids=["ok", "exit-3", "killed", "not-found", "not-executable"],
+)
+def test_exit_code_mapping(isolated: Path, command: Any, expected: int) -> None:
+    """The command's exit code is reliable run's: the child's, 128+N on signal N, 127 not found, 126 not executable."""
+    from reliable._cli import main
+
+    assert expected == main(["run", "--quiet", "--", *command(isolated)])
+
+
+def test_bad_webhook_url_is_reliables_own_error(isolated: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A webhook URL that is not http(s) exits 125 before the command runs."""
+    from reliable._cli import main
+
+    ran = isolated / "ran"
+
+    assert 125 == main(["run", "--webhook", "ftp://example.com/x", "--", "touch", str(ran)])
+    assert not ran.exists()
+    assert "is not an http(s) URL" in capsys.readouterr().err
+
+
+def test_retry_waits_are_backoff_with_full_jitter_on_the_library_clock(isolated: Path) -> None:
+    """Retries sleep on the library clock: waits drawn in [0, min(wait_max, wait_initial * 2**(n-1))]."""
+    from reliable._cli import main
+    from reliable.testing import FakeClock, installed
+
+    with installed(FakeClock()) as clock:
+        code = main(["run", "--quiet", "--retries", "3", "--wait-initial", "10", "--wait-max", "25", "--", "false"])
+
+    assert 1 == code
+    assert 3 == len(clock.sleeps)
+    assert all(0 <= wait <= ceiling for wait, ceiling in zip(clock.sleeps, [10, 20, 25], strict=True)), clock.sleeps
+
+
+def test_deadline_bounds_the_retries(isolated: Path) -> None:
+    """With --deadline, no retry starts after it: the waits add up to less than the deadline."""
+    from reliable._cli import main
+    from reliable.testing import FakeClock, installed
+
+    with installed(FakeClock()) as clock:
+        code = main(["run", "--quiet", "--retries", "1000", "--wait-initial", "5", "--deadline", "60", "--", "false"])
+
+    assert 1 == code
+    assert 0 < len(clock.sleeps) < 1000
+    assert sum(clock.sleeps) < 60
+
+
+class _TerminatedInBackoff:
+    """A fake clock whose first sleep is interrupted by a SIGTERM to this process (a supervisor stopping the job)."""
+
+    def __init__(self) -> None:
+        from reliable.testing import FakeClock
+
+        self.clock = FakeClock()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.clock, name)
+
+    def sleep(self, seconds: float) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+        self.clock.sleep(seconds)
+
+    async def asleep(self, seconds: float) -> None:  # pragma: no cover - the command is sync
+        await self.clock.asleep(seconds)
+
+
+def test_sigterm_between_attempts_stops_with_128_plus_n(isolated: Path, tmp_path: Path) -> None:
+    """SIGTERM during the wait between attempts stops the run at once: exit 143, no further attempt."""
+    from reliable._cli import main
+    from reliable.testing import installed
+
+    counter = tmp_path / "count"
+    with installed(_TerminatedInBackoff()):  # type: ignore[arg-type]  # a Clock by its methods
+        code = main(["run", "--quiet", "--retries", "5", "--", sys.executable, "-c", COUNTING, str(counter), "99", "1"])
+
+    assert (128 + signal.SIGTERM, "1") == (code, counter.read_text())
+
+
+def test_config_file_environment_and_flags(tmp_path: Path) -> None:
+    """Store: flag, then $RELIABLE_STORE, then the file; webhooks from all three add up (JSON, INI and TOML files)."""
+    import argparse
+
+    from reliable._cli_config import load
+
+    files = {
+        "c.json": json.dumps({"store": "sqlite:///f.db", "alerts": {"webhook": ["http://h/json"]}}),
+        "c.ini": "[reliable]\nstore = sqlite:///f.db\n[alerts]\nwebhook = http://h/ini\n",
+        "c.toml": 'store = "sqlite:///f.db"\n[alerts]\nwebhook = ["http://h/toml"]\n',
+    }
+    seen = []
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+        args = argparse.Namespace(config=str(tmp_path / name), store=None, webhook=["http://h/flag"], slack=[])
+        env = {"RELIABLE_ALERT_WEBHOOK": "http://h/env1, http://h/env2"}
+        from_file = load(args, env)
+        from_env = load(args, {**env, "RELIABLE_STORE": "memory://"})
+        from_flag = load(argparse.Namespace(**{**vars(args), "store": "sqlite:///flag.db"}), env)
+        seen.append((from_file.store, from_env.store, from_flag.store, from_file.webhooks[-1]))
+
+    assert [
+        ("sqlite:///f.db", "memory://", "sqlite:///flag.db", f"http://h/{kind}") for kind in ("json", "ini", "toml")
+    ] == seen
+    assert ("http://h/flag", "http://h/env1", "http://h/env2") == from_file.webhooks[:3]
+
+
+def test_bad_config_files_name_the_problem(tmp_path: Path) -> None:
+    """A config file with an unknown extension, bad syntax or a non-URL store raises ConfigError saying so."""
+    import argparse
+
+    from reliable import ConfigError
+    from reliable._cli_config import load
+
+    cases = {"c.yaml": "store: x", "c.json": "{not json", "d.json": json.dumps({"store": "mysql://x"})}
+    messages = []
+    for name, text in cases.items():
+        (tmp_path / name).write_text(text)
+        with pytest.raises(ConfigError) as error:
+            load(argparse.Namespace(config=str(tmp_path / name), store=None, webhook=[], slack=[]), {})
+        messages.append(str(error.value))
+
+    assert "unknown extension" in messages[0]
+    assert "is not valid JSON" in messages[1]
+    assert "unknown scheme" in messages[2]
