@@ -15,7 +15,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 
 from backends import Backend
 from reliable import StoreError
-from reliable.stores import Record, Store
+from reliable.stores import Record
 from reliable.testing import FakeClock, installed
 from reliable.testing._contract import SLACK, _Awaited
 from strategies import clock_moves, counter_amounts, store_keys, store_prefixes, store_values, ttls
@@ -166,11 +166,11 @@ def test_store_behaves_like_the_model(backend: Backend, tmp_path: Path, mode: st
     counter = itertools.count()
     clock = FakeClock(start=1_000_000.0)
 
-    def make_store() -> Store:
+    def make_store() -> Any:
         directory = tmp_path / f"store-{next(counter)}"
         directory.mkdir()
-        store = backend.make(directory)
-        return _Awaited(store) if mode == "async" else store  # type: ignore[return-value]  # a blocking view
+        store: Any = backend.make(directory)
+        return _Awaited(store) if mode == "async" else store  # the async twins behind a blocking view
 
     machine = type("Machine", (StoreMachine,), {"make_store": staticmethod(make_store), "clock": clock})
     with installed(clock):

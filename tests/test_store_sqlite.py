@@ -118,7 +118,8 @@ def test_versions_survive_reopening(path: Path) -> None:
 
 def test_expired_rows_are_purged_lazily(store: SQLiteStore, path: Path) -> None:
     """Expired rows stay in the file, invisible, until a later write purges them; nothing runs in between."""
-    with installed(FakeClock()) as clock:
+    clock = FakeClock()
+    with installed(clock):
         for i in range(10):
             store.set(f"old:{i}", i, ttl=1)
         clock.advance(2)
@@ -332,7 +333,8 @@ def _incr_in_child(store: SQLiteStore) -> None:
     inherited = store._cursor
     store.incr("forked")
     store.incr("forked")
-    reopened = store._cursor is not inherited and inherited is not None
+    assert inherited is not None
+    reopened = store._cursor is not inherited
     sys.exit(0 if reopened and inherited.connection in sqlite_module._abandoned else 3)
 
 
