@@ -414,3 +414,21 @@ def test_bad_name_raises_config_error(bad: Any) -> None:
         reliable.observed(bad)
 
     assert "name" == raised.value.parameter  # type: ignore[attr-defined]
+
+
+def test_calls_counted_across_threads_that_ended(name: str) -> None:
+    """Calls counted in many short-lived threads all add up, after the threads have ended."""
+    import threading
+
+    job = reliable.observed(name)(lambda: None)
+
+    def worker() -> None:
+        for _ in range(5):
+            job()
+
+    for _ in range(40):
+        thread = threading.Thread(target=worker)
+        thread.start()
+        thread.join()
+
+    assert 200 == _metrics.call_counts()[(name, "ok")]

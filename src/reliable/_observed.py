@@ -78,11 +78,7 @@ class Observed:
 
             @functools.wraps(function)
             async def awrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
-                run = ObservedRun(self, attributes)
-                if self.heartbeat:
-                    await run.astart()
-                else:
-                    run.begin()
+                run = await ObservedRun.astart(self, attributes) if self.heartbeat else ObservedRun(self, attributes)
                 try:
                     result = await function(*args, **kwargs)
                 except BaseException as exc:
@@ -95,11 +91,7 @@ class Observed:
 
         @functools.wraps(function)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-            run = ObservedRun(self, attributes)
-            if self.heartbeat:
-                run.start()
-            else:
-                run.begin()
+            run = ObservedRun.start(self, attributes) if self.heartbeat else ObservedRun(self, attributes)
             try:
                 result = function(*args, **kwargs)
             except BaseException as exc:
@@ -113,11 +105,7 @@ class Observed:
     # -- context manager -----------------------------------------------------------
 
     def __enter__(self) -> ObservedRun:
-        run = ObservedRun(self, self.attributes)
-        if self.heartbeat:
-            run.start()
-        else:
-            run.begin()
+        run = ObservedRun.start(self, self.attributes) if self.heartbeat else ObservedRun(self, self.attributes)
         self._runs.set((*self._runs.get(), run))
         return run
 
@@ -128,11 +116,8 @@ class Observed:
         run.finish(exc, run.result, run.has_result)
 
     async def __aenter__(self) -> ObservedRun:
-        run = ObservedRun(self, self.attributes)
-        if self.heartbeat:
-            await run.astart()
-        else:
-            run.begin()
+        attributes = self.attributes
+        run = await ObservedRun.astart(self, attributes) if self.heartbeat else ObservedRun(self, attributes)
         self._runs.set((*self._runs.get(), run))
         return run
 

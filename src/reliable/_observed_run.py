@@ -18,8 +18,6 @@ from ._internal import _clock, _otel, _telemetry
 from ._internal._metrics import record_call as _record_call
 from ._internal._telemetry import _scoped
 from ._internal._telemetry import _state as _telemetry_state
-from ._internal._telemetry import pop_listener as _pop
-from ._internal._telemetry import push_listener as _push
 
 __all__ = ["ObservedRun", "error_type"]
 
@@ -60,7 +58,6 @@ class ObservedRun:
     """One call of an observed operation; the ``as`` target of ``with reliable.observed(...) as run``.
 
     Attributes:
-        name: The operation's name.
         run_id: The run's id when the operation records heartbeats, else None.
         outcome: ``"ok"``, ``"error"``, ``"degraded"`` or ``"skipped"`` once the call ended, else None.
         retries: Retry attempts reported inside the call so far.
@@ -85,10 +82,35 @@ class ObservedRun:
     _version: int | None = None
     _touched = float("-inf")
 
-    def __init__(self, owner: Any, attributes: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        owner: Any,
+        attributes: dict[str, Any],
+        heartbeat: tuple[dict[str, Any], float | None, int | None] | None = None,
+    ) -> None:
+        """Begin the call: open the span (only with a real SDK), listen to inner primitives, start the clock.
+
+        *heartbeat* is the run record and, if the store recorded it, its start (store time) and version.
+        """
         self._owner = owner
-        self.name: str = owner.name
-        self._attributes = attributes
+        if heartbeat is not None:
+            self._record, self._started_at, self._version = heartbeat
+            self.run_id = self._record["run_id"]
+        self._clock = clock = _clock._current  # what _clock.current() returns, without the call
+        tracer = _otel.tracer()
+        if tracer is not None:
+            self._open_span(tracer, attributes)
+        current = _scoped.get()
+        if current:
+            current = tuple(x for x in current if not isinstance(x, ObservedRun))
+        self._listening = _scoped.set((*current, self))
+        self._t0 = clock.monotonic()
+
+    @property
+    def name(self) -> str:
+        """The operation's name."""
+        name: str = self._owner.name
+        return name
 
     def __repr__(self) -> str:
         return f"<ObservedRun {self.name!r} run_id={self.run_id} outcome={self.outcome}>"
@@ -109,20 +131,10 @@ class ObservedRun:
         if self._span is not None:
             self._span.set_attribute(key, value)
 
-    # -- core: begin and conclude, no I/O ---------------------------------------------
+    # -- core: begin (__init__) and conclude, no I/O ------------------------------------
 
-    def begin(self) -> None:
-        """Open the span (only with a real SDK), start listening to inner primitives, start the clock."""
-        self._clock = clock = _clock.current()
-        tracer = _otel.tracer()
-        if tracer is not None:
-            self._open_span(tracer)
-        self._listening = _push(self, replaces=ObservedRun)
-        self._t0 = clock.monotonic()
-
-    def _open_span(self, tracer: trace.Tracer) -> None:
+    def _open_span(self, tracer: trace.Tracer, attributes: dict[str, Any]) -> None:
         try:
-            attributes = self._attributes
             if self.run_id is not None:
                 attributes = {**attributes, "reliable.run_id": self.run_id}
             self._span = span = tracer.start_span(
@@ -142,7 +154,7 @@ class ObservedRun:
             self.retries += 1
         elif name == "reliable.single_instance.renewed":
             self._touch()
-        elif event.event == "lease_lost":
+        elif name == "reliable.single_instance.lost" or event.event == "lease_lost":
             self._alert("lease_lost", f"lost its lease while running: {event.message}", {})
 
     def conclude(self, exc: BaseException | None, result: Any, has_result: bool) -> str:
@@ -162,7 +174,17 @@ class ObservedRun:
                 outcome = "degraded"
         self.outcome = outcome
         try:
-            self._close(outcome, exc)
+            span = self._span
+            if span is not None:
+                self._close_span(span, outcome, exc)
+            _scoped.reset(self._listening)
+            level = _LEVELS[outcome]
+            if _telemetry_state.listeners or _scoped.get() or _log.isEnabledFor(level):
+                self._report(outcome, level, exc)
+            if span is not None:
+                otel_context.detach(self._ctx)
+                span.end()
+            _record_call(self._owner.name, outcome, self.duration, self.error_type or "")
         except Exception:  # telemetry must never break the call
             _log.debug("telemetry of %r failed", self.name, exc_info=True)
         return outcome
@@ -176,26 +198,16 @@ class ObservedRun:
             return f"expect= raised {type(exc).__name__}: {exc}"[:500]
         return f"expect= is false for the result {result!r:.200}"
 
-    def _close(self, outcome: str, exc: BaseException | None) -> None:
-        span = self._span
-        if span is not None:
-            span.set_attribute("reliable.outcome", outcome)
-            if outcome == "error" and exc is not None:
-                kind = self.error_kind
-                span.record_exception(exc, attributes={"reliable.error.kind": kind} if kind else None)
-                span.set_attribute("error.type", self.error_type or "")
-                span.set_status(Status(StatusCode.ERROR, self.error))
-            elif outcome == "degraded":
-                span.add_event("reliable.observed.degraded", {"reliable.reason": self.reason or ""})
-                span.set_status(Status(StatusCode.ERROR, f"degraded: {self.reason}"))
-        _pop(self._listening)
-        level = _LEVELS[outcome]
-        if _telemetry_state.listeners or _scoped.get() or _log.isEnabledFor(level):
-            self._report(outcome, level, exc)
-        if span is not None:
-            otel_context.detach(self._ctx)
-            span.end()
-        _record_call(self.name, outcome, self.duration, self.error_type or "")
+    def _close_span(self, span: Any, outcome: str, exc: BaseException | None) -> None:
+        span.set_attribute("reliable.outcome", outcome)
+        if outcome == "error" and exc is not None:
+            kind = self.error_kind
+            span.record_exception(exc, attributes={"reliable.error.kind": kind} if kind else None)
+            span.set_attribute("error.type", self.error_type or "")
+            span.set_status(Status(StatusCode.ERROR, self.error))
+        elif outcome == "degraded":
+            span.add_event("reliable.observed.degraded", {"reliable.reason": self.reason or ""})
+            span.set_status(Status(StatusCode.ERROR, f"degraded: {self.reason}"))
 
     def _report(self, outcome: str, level: int, exc: BaseException | None) -> None:
         duration = self.duration
@@ -246,43 +258,29 @@ class ObservedRun:
     # -- heartbeat drivers ------------------------------------------------------------
 
     def _store(self) -> Any:
-        from ._config import resolve_store
+        return _store_of(self._owner)
 
-        return resolve_store(self._owner.store)
-
-    def _new_record(self) -> dict[str, Any]:
-        self.run_id = os.urandom(8).hex()
-        spec = self._owner.spec
-        self._record = {
-            "run_id": self.run_id,
-            "name": self.name,
-            "host": _HOST,
-            "pid": os.getpid(),
-            "max_age": spec.max_age,
-            "max_runtime": spec.max_runtime,
-        }
-        return self._record
-
-    def start(self) -> None:
-        """Record the run as in progress (sync store), then `begin`."""
-        record = self._new_record()
+    @classmethod
+    def start(cls, owner: Any, attributes: dict[str, Any]) -> ObservedRun:
+        """Record the run as in progress (blocking store), then begin it."""
+        record = _new_record(owner)
+        started: tuple[float | None, int | None] = (None, None)
         try:
-            self._started_at, self._version = _heartbeat.drive(
-                self._store(), _heartbeat.start_flow(self._owner.spec, record)
-            )
+            started = _heartbeat.drive(_store_of(owner), _heartbeat.start_flow(owner.spec, record))
         except Exception as exc:
-            self._store_failed("record the start of", exc)
-        self.begin()
+            _store_failed(owner.name, "record the start of", exc)
+        return cls(owner, attributes, (record, *started))
 
-    async def astart(self) -> None:
-        """Record the run as in progress (async store), then `begin`."""
-        record = self._new_record()
+    @classmethod
+    async def astart(cls, owner: Any, attributes: dict[str, Any]) -> ObservedRun:
+        """Record the run as in progress (async store), then begin it."""
+        record = _new_record(owner)
+        started: tuple[float | None, int | None] = (None, None)
         try:
-            flow = _heartbeat.start_flow(self._owner.spec, record)
-            self._started_at, self._version = await _heartbeat.adrive(self._store(), flow)
+            started = await _heartbeat.adrive(_store_of(owner), _heartbeat.start_flow(owner.spec, record))
         except Exception as exc:
-            self._store_failed("record the start of", exc)
-        self.begin()
+            _store_failed(owner.name, "record the start of", exc)
+        return cls(owner, attributes, (record, *started))
 
     def finish(self, exc: BaseException | None, result: Any, has_result: bool) -> None:
         """`conclude`, then record the heartbeat (sync store) and send the alerts it causes."""
@@ -296,7 +294,7 @@ class ObservedRun:
         try:
             transition = _heartbeat.drive(self._store(), _heartbeat.finish_flow(self._owner.spec, fin))
         except Exception as error:
-            self._store_failed("record the end of", error)
+            _store_failed(self.name, "record the end of", error)
         self._after(fin, transition)
 
     async def afinish(self, exc: BaseException | None, result: Any, has_result: bool) -> None:
@@ -311,7 +309,7 @@ class ObservedRun:
         try:
             transition = await _heartbeat.adrive(self._store(), _heartbeat.finish_flow(self._owner.spec, fin))
         except Exception as error:
-            self._store_failed("record the end of", error)
+            _store_failed(self.name, "record the end of", error)
         self._after(fin, transition)
 
     def _touch(self) -> None:
@@ -326,16 +324,7 @@ class ObservedRun:
             flow = _heartbeat.touch_flow(self._owner.spec, self._record, self._version)
             self._version = _heartbeat.drive(self._store(), flow)
         except Exception as exc:
-            self._store_failed("renew the heartbeat of", exc)
-
-    def _store_failed(self, what: str, exc: Exception) -> None:
-        _telemetry.emit(
-            "observed",
-            "heartbeat_failed",
-            f"could not {what} {self.name!r} in the store: {exc}; the call itself goes on",
-            level=logging.WARNING,
-            attributes={"reliable.operation": self.name, "error.type": error_type(exc)},
-        )
+            _store_failed(self.name, "renew the heartbeat of", exc)
 
     # -- alerts ------------------------------------------------------------------------
 
@@ -370,6 +359,34 @@ class ObservedRun:
         _alerting.fire(
             alert, sinks=policy.sinks, throttle=policy.throttle_seconds, store=self._owner.store, recovered=recovered
         )
+
+
+def _store_of(owner: Any) -> Any:
+    from ._config import resolve_store
+
+    return resolve_store(owner.store)
+
+
+def _new_record(owner: Any) -> dict[str, Any]:
+    spec = owner.spec
+    return {
+        "run_id": os.urandom(8).hex(),
+        "name": owner.name,
+        "host": _HOST,
+        "pid": os.getpid(),
+        "max_age": spec.max_age,
+        "max_runtime": spec.max_runtime,
+    }
+
+
+def _store_failed(name: str, what: str, exc: Exception) -> None:
+    _telemetry.emit(
+        "observed",
+        "heartbeat_failed",
+        f"could not {what} {name!r} in the store: {exc}; the call itself goes on",
+        level=logging.WARNING,
+        attributes={"reliable.operation": name, "error.type": error_type(exc)},
+    )
 
 
 _MESSAGES = {

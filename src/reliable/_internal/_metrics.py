@@ -21,12 +21,14 @@ them to an SDK provider set later), and once per provider installed with
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from opentelemetry import metrics
+from opentelemetry.metrics import _internal as _metrics_api
 
 from . import _otel
 
@@ -40,19 +42,22 @@ DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 
 _lock = threading.Lock()
 _events: dict[tuple[str, str], int] = {}
-_calls: dict[tuple[str, str], int] = {}
+_calls: list[tuple[weakref.ref[threading.Thread], dict[tuple[str, str], int]]] = []
+"""One table of call counts per live thread that counted a call (written only by that thread)."""
+_retired: dict[tuple[str, str], int] = {}
+"""The counts of threads that have ended."""
+_per_thread = threading.local()
 
 
 @dataclass
 class _Instruments:
-    provider: Any
     duration: Any = None
     pending: deque[tuple[float, str, str, str]] = field(default_factory=deque)
     keep: list[Any] = field(default_factory=list)
 
 
 _global: list[_Instruments] = []
-_by_provider: dict[int, _Instruments] = {}
+_by_provider: weakref.WeakKeyDictionary[Any, _Instruments] = weakref.WeakKeyDictionary()
 
 
 def count_event(name: str, operation: str) -> None:
@@ -67,9 +72,15 @@ def count_event(name: str, operation: str) -> None:
 def record_call(operation: str, outcome: str, duration: float, error_type: str) -> None:
     """Count one call of an observed operation and queue its duration for the histogram."""
     key = (operation, outcome)
-    with _lock:
-        _calls[key] = _calls.get(key, 0) + 1
-    provider = _otel.meter_provider()
+    try:
+        counts = _per_thread.calls
+    except AttributeError:
+        counts = _thread_counts()
+    counts[key] = counts.get(key, 0) + 1  # only this thread writes this dict: no lock
+    if _otel._override_meter_provider is None and _otel._FAST_METER and _metrics_api._METER_PROVIDER is None:
+        provider = None  # the common case without an SDK, decided without a call
+    else:
+        provider = _otel.meter_provider()
     if provider is None:
         if not _global:
             _ensure_global()
@@ -87,9 +98,37 @@ def event_counts() -> dict[tuple[str, str], int]:
 
 
 def call_counts() -> dict[tuple[str, str], int]:
-    """A snapshot of the call counts, keyed by ``(operation, outcome)``."""
+    """A snapshot of the call counts, keyed by ``(operation, outcome)``, summed over every thread."""
     with _lock:
-        return dict(_calls)
+        tables = [table for _, table in _calls]
+        total = dict(_retired)
+    for table in tables:
+        for key, count in table.copy().items():  # dict.copy is atomic under the GIL
+            total[key] = total.get(key, 0) + count
+    return total
+
+
+def _thread_counts() -> dict[tuple[str, str], int]:
+    """This thread's call counts, registered so that they outlive the thread.
+
+    Tables of threads that have ended are folded into one when a new thread registers,
+    so a server starting a thread per request keeps a bounded number of tables.
+    """
+    counts: dict[tuple[str, str], int] = {}
+    _per_thread.calls = counts
+    with _lock:
+        if len(_calls) >= 32:
+            alive = []
+            for ref, table in _calls:
+                thread = ref()
+                if thread is not None and thread.is_alive():
+                    alive.append((ref, table))
+                else:
+                    for key, count in table.items():
+                        _retired[key] = _retired.get(key, 0) + count
+            _calls[:] = alive
+        _calls.append((weakref.ref(threading.current_thread()), counts))
+    return counts
 
 
 def observe_events(options: Any = None) -> Iterator[metrics.Observation]:
@@ -123,25 +162,24 @@ def _flush(instruments: _Instruments) -> None:
 def _instruments_for(provider: Any) -> _Instruments:
     if provider is not _otel.override_meter_provider():
         return _global[0] if _global else _ensure_global()
-    made = _by_provider.get(id(provider))
-    if made is None or made.provider is not provider:
+    made = _by_provider.get(provider)
+    if made is None:
         with _lock:
-            made = _by_provider.get(id(provider))
-            if made is None or made.provider is not provider:
-                made = _make(provider.get_meter("reliable", _otel._version()), provider)
-                _by_provider[id(provider)] = made
+            made = _by_provider.get(provider)
+            if made is None:
+                made = _by_provider[provider] = _make(provider.get_meter("reliable", _otel._version()))
     return made
 
 
 def _ensure_global() -> _Instruments:
     with _lock:
         if not _global:
-            _global.append(_make(metrics.get_meter("reliable", _otel._version()), None))
+            _global.append(_make(metrics.get_meter("reliable", _otel._version())))
     return _global[0]
 
 
-def _make(meter: metrics.Meter, provider: Any) -> _Instruments:
-    made = _Instruments(provider)
+def _make(meter: metrics.Meter) -> _Instruments:
+    made = _Instruments()
     made.keep.append(
         meter.create_observable_counter(
             "reliable.events",

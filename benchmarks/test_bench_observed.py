@@ -1,0 +1,179 @@
+"""Per-call overhead of reliable.observed, without an OpenTelemetry SDK and with one, in one process.
+
+Run: ``pytest benchmarks/test_bench_observed.py --benchmark-only -p no:cacheprovider``
+
+How both cases are measured honestly in one run: the API's global providers can be set
+only once per process and never unset, so this file never sets them. "No SDK" is the
+state of the process as it starts. The SDK cases make their own ``TracerProvider`` (with
+a ``SimpleSpanProcessor`` into an ``InMemorySpanExporter``) and ``MeterProvider`` (with an
+``InMemoryMetricReader``): the hand-written block gets a tracer from that provider
+directly, and `reliable` gets the same providers through
+``reliable._internal._otel.use_providers`` (what the ``reliable_telemetry`` fixture
+uses), entered only around the SDK benchmarks.
+
+Groups and their baselines:
+
+- observed, no SDK: a bare call (target: at most 2 µs above it). The API's no-op span
+  (``start_as_current_span`` without an SDK) is shown for scale.
+- observed, SDK + in-memory exporter: a hand-written ``start_as_current_span`` block on the
+  same SDK provider (target: at most 1.3x). Shown with the tracer provider only, and with
+  the meter provider as well (durations are queued and recorded into the histogram when
+  the reader collects; the cost of that recording per call is its own group).
+- observed with heartbeats on a MemoryStore and with INFO logging to a NullHandler, for
+  the cost of those options.
+
+The ``reliable.observed`` logger stays at WARNING (nothing configured) except in the
+logging case, so ok calls create no log record.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import reliable
+from reliable._internal import _metrics, _otel
+from reliable.stores.memory import MemoryStore
+
+NO_SDK = "observed: no SDK (vs bare call)"
+SDK = "observed: SDK + in-memory exporter (vs hand-written span block)"
+FLUSH = "observed: recording queued durations into the SDK histogram (per call, at collection)"
+OPTIONS = "observed: options (no SDK)"
+
+
+def label(benchmark: Any, group: str, name: str, *, baseline: bool = False) -> None:
+    benchmark.group = group
+    benchmark.extra_info["label"] = name
+    if baseline:
+        benchmark.extra_info["baseline"] = True
+
+
+def work(x: int) -> int:
+    return x
+
+
+class Sdk:
+    def __init__(self) -> None:
+        self.exporter = InMemorySpanExporter()
+        self.tracer_provider = TracerProvider()
+        self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.exporter))
+        self.reader = InMemoryMetricReader()
+        self.meter_provider = MeterProvider(metric_readers=[self.reader], shutdown_on_exit=False)
+
+
+@pytest.fixture(scope="module")
+def sdk() -> Sdk:
+    return Sdk()
+
+
+@pytest.fixture(autouse=True)
+def _no_global_sdk() -> None:
+    """The no-SDK numbers are only meaningful if nothing set the API's global providers."""
+    assert not isinstance(trace.get_tracer_provider(), TracerProvider)
+
+
+# -- no SDK ----------------------------------------------------------------------------------------------------
+
+
+def noop_span_block(x: int) -> int:
+    with trace.get_tracer("bench").start_as_current_span("work"):
+        return work(x)
+
+
+NO_SDK_CASES: dict[str, Callable[[int], int]] = {
+    "bare call": work,
+    "reliable.observed (no SDK)": reliable.observed("bench-no-sdk")(work),
+    "hand-written start_as_current_span, API only (no-op span)": noop_span_block,
+}
+
+
+@pytest.mark.parametrize("name", list(NO_SDK_CASES))
+def test_no_sdk(benchmark: Any, name: str) -> None:
+    fn = NO_SDK_CASES[name]
+    label(benchmark, NO_SDK, name, baseline=name == "bare call")
+    assert _otel.tracer() is None
+
+    assert 7 == benchmark(fn, 7)
+
+
+# -- SDK -------------------------------------------------------------------------------------------------------
+
+
+def hand_written(tracer: trace.Tracer) -> Callable[[int], int]:
+    def block(x: int) -> int:
+        with tracer.start_as_current_span("work"):
+            return work(x)
+
+    return block
+
+
+@pytest.mark.parametrize("case", ["hand-written", "observed, tracer only", "observed, tracer + meter"])
+def test_sdk(benchmark: Any, sdk: Sdk, case: str) -> None:
+    label(benchmark, SDK, f"{case} (SDK span, in-memory exporter)", baseline=case == "hand-written")
+    if case == "hand-written":
+        fn = hand_written(sdk.tracer_provider.get_tracer("bench"))
+        providers: dict[str, Any] = {}
+    else:
+        fn = reliable.observed("bench-sdk")(work)
+        providers = {"tracer_provider": sdk.tracer_provider}
+        if case.endswith("meter"):
+            providers["meter_provider"] = sdk.meter_provider
+
+    with _otel.use_providers(**providers):
+        assert (case == "hand-written") == (_otel.tracer() is None)
+        result = benchmark(fn, 7)
+        sdk.reader.get_metrics_data()  # record what was queued, so the next case starts empty
+    sdk.exporter.clear()
+
+    assert 7 == result
+
+
+def test_flush_queued_durations(benchmark: Any, sdk: Sdk) -> None:
+    """What a reader's collection pays per queued duration (Histogram.record), off the caller's path."""
+    label(benchmark, FLUSH, "Histogram.record of one queued duration")
+    with _otel.use_providers(meter_provider=sdk.meter_provider):
+        instruments = _metrics._instruments_for(sdk.meter_provider)
+
+        def one() -> None:
+            instruments.pending.append((0.001, "bench-flush", "ok", ""))
+            _metrics._flush(instruments)
+
+        benchmark(one)
+
+
+# -- options ---------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def info_logging() -> Iterator[None]:
+    logger = logging.getLogger("reliable.observed")
+    handler = logging.NullHandler()
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield
+    logger.removeHandler(handler)
+    logger.setLevel(logging.NOTSET)
+
+
+def test_options_bare(benchmark: Any) -> None:
+    label(benchmark, OPTIONS, "bare call", baseline=True)
+    assert 7 == benchmark(work, 7)
+
+
+def test_options_info_log(benchmark: Any, info_logging: None) -> None:
+    label(benchmark, OPTIONS, "observed, INFO record per call to a NullHandler")
+    assert 7 == benchmark(reliable.observed("bench-log")(work), 7)
+
+
+def test_options_heartbeat(benchmark: Any) -> None:
+    label(benchmark, OPTIONS, "observed(heartbeat=True), MemoryStore")
+    assert 7 == benchmark(reliable.observed("bench-hb", heartbeat=True, store=MemoryStore(), alert=False)(work), 7)
