@@ -338,6 +338,18 @@ def test_one_span_per_run(tmp_path: Path) -> None:
     assert '"trace_id": "0x0af7651916cd43dd8448eb211c80319c"' in done.stderr
 
 
+def test_child_gets_the_run_span_as_traceparent(tmp_path: Path) -> None:
+    """With tracing on, the child's environment carries TRACEPARENT of the run's span (same trace, new parent)."""
+    parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    done = _reliable(
+        tmp_path, "run", "--", "sh", "-c", "echo $TRACEPARENT", OTEL_TRACES_EXPORTER="console", TRACEPARENT=parent
+    )
+    seen = done.stdout.strip()
+
+    assert seen.startswith("00-0af7651916cd43dd8448eb211c80319c-")
+    assert parent != seen
+
+
 def test_bad_config_file_exits_125(tmp_path: Path) -> None:
     """An unreadable config file is reliable's own error: exit 125, command not run."""
     ran = tmp_path / "ran"

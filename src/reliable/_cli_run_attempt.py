@@ -17,14 +17,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._internal import _clock, _telemetry
-from ._process import EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, EXIT_TIMEOUT, Completed, run_command
+from ._process import EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, EXIT_TIMEOUT, FORWARDED, Completed, run_command
 
 __all__ = ["EXIT_LOCK_TIMEOUT", "CommandFailed", "CommandTimedOut", "Interrupted", "Settings", "execute"]
 
 EXIT_LOCK_TIMEOUT = 75
 """``--lock-wait`` ran out: EX_TEMPFAIL of sysexits.h ("try again later")."""
 NOT_RETRIED_BY_DEFAULT = frozenset({EXIT_TIMEOUT, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND})
-INTERRUPTING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @dataclass(frozen=True)
@@ -161,7 +160,7 @@ class _WithTail:
 
 @contextlib.contextmanager
 def _interruptible() -> Iterator[None]:
-    """Between attempts (waits, store I/O), SIGINT, SIGTERM and SIGHUP stop the run with `Interrupted`.
+    """Between attempts (waits, store I/O), the signals `run_command` forwards stop the run with `Interrupted`.
 
     While a child runs, `run_command` forwards them to it instead (and restores these handlers).
     """
@@ -170,7 +169,7 @@ def _interruptible() -> Iterator[None]:
         raise Interrupted(signum)
 
     previous = {}
-    for signum in INTERRUPTING:
+    for signum in FORWARDED:
         with contextlib.suppress(OSError, ValueError):  # not the main thread: leave signals alone
             previous[signum] = signal.signal(signum, stop)
     try:
@@ -178,6 +177,21 @@ def _interruptible() -> Iterator[None]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _pass_trace_context() -> None:
+    """Give the child the run's span as its parent: ``TRACEPARENT`` / ``TRACESTATE`` in its environment."""
+    try:
+        from opentelemetry.propagate import inject
+
+        carrier: dict[str, str] = {}
+        inject(carrier)
+        if "traceparent" in carrier:
+            os.environ["TRACEPARENT"] = carrier["traceparent"]
+            if carrier.get("tracestate"):
+                os.environ["TRACESTATE"] = carrier["tracestate"]
+    except Exception:  # telemetry never stops the command
+        logging.getLogger("reliable.run").debug("could not pass the trace context", exc_info=True)
 
 
 def _primitives(settings: Settings, runner: _Runner) -> tuple[Any, Any, Any]:
@@ -233,6 +247,7 @@ def execute(settings: Settings) -> int:
     try:
         with _interruptible(), operation as run:
             runner.observed_run = run
+            _pass_trace_context()
             if lock is None:
                 retried()
             else:
