@@ -166,12 +166,24 @@ def test_bad_marker_value_names_the_marker_and_test(pytester: pytest.Pytester) -
         @pytest.mark.reliable_faults(forbid_sleep="yes", max_sleep=-1)
         def test_flag():
             pass
+
+        @pytest.mark.reliable_faults(seed=True)
+        def test_bool_seed():
+            pass
+
+        @pytest.mark.reliable_faults(rate=True)
+        def test_bool_rate():
+            pass
+
+        @pytest.mark.reliable_faults(seed=None, rate=None)
+        def test_nones_keep_the_defaults(reliable_faults):
+            assert (reliable_faults.seed, reliable_faults.rate) == (0, 0.1)
         """
     )
 
     result = run(pytester)
 
-    result.assert_outcomes(errors=6)
+    result.assert_outcomes(errors=8, passed=1)
     result.stdout.fnmatch_lines(
         [
             "*Invalid fault rate 1.5 from marker on test_x; expected 0..1*",
@@ -180,6 +192,8 @@ def test_bad_marker_value_names_the_marker_and_test(pytester: pytest.Pytester) -
             "*Invalid positional arguments (7,) from marker on test_positional; the marker takes keywords only*",
             "*Invalid argument colour='red' from marker on test_unknown; expected some of seed, rate, *",
             "*Invalid forbid_sleep yes from marker on test_flag; expected True or False*",
+            "*Invalid seed True from marker on test_bool_seed; expected an integer or 'random'*",
+            "*Invalid fault rate True from marker on test_bool_rate; expected 0..1*",
         ]
     )
 

@@ -141,6 +141,7 @@ def test_alerts_sent_failed_and_filtered() -> None:
     with capture_telemetry() as telemetry:
         with pytest.raises(ValueError, match="no rows"):
             nightly()
+        emit("alerts", "queued", "not a delivery", attributes={"reliable.operation": "nightly"})
         alerts = telemetry.alerts()
 
     assert [("nightly", "failure", "sent"), ("nightly", "failure", "failed")] == [

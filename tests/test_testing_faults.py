@@ -483,3 +483,53 @@ def test_return_wraps_values_a_script_would_read_as_faults() -> None:
         results = [fetch("a") for _ in range(4)]
 
     assert [0, "ok", error, "real a"] == results
+
+
+def test_async_crash_that_lands() -> None:
+    """An async target crashed with lands=True runs (its effect happens) and then raises SimulatedCrash."""
+    with Faults() as faults:
+        faults.crash(f"{__name__}:afetch", lands=True)
+
+        with pytest.raises(SimulatedCrash, match="after its effect landed"):
+            asyncio.run(afetch("a"))
+
+    assert [True] == [f.kind == "crash" for f in faults.log]
+
+
+def test_removing_rules() -> None:
+    """Removing one of two rules keeps the patch; removing the last restores it; removing again changes nothing."""
+    original = fetch
+    with Faults() as faults:
+        first = faults.fail(f"{__name__}:fetch", times=10)
+        second = faults.script(f"{__name__}:fetch", ["canned"])
+        store_rule = faults.fail("store.get")
+
+        first.remove()
+        after_first = fetch("a")
+        second.remove()
+        second.remove()
+        store_rule.remove()
+        restored = fetch is original
+
+    assert ("canned", True) == (after_first, restored)
+
+
+def test_function_not_found_under_its_name() -> None:
+    """A function whose module attribute now names something else cannot be patched by object."""
+
+    def replaced() -> None: ...
+
+    replaced.__qualname__ = "fetch"  # claims to be this module's fetch, which it is not
+
+    with Faults() as faults, pytest.raises(ConfigError, match="cannot find"):
+        faults.fail(replaced)
+
+
+def test_class_owner_tuple_names_the_class() -> None:
+    """(SomeClass, 'method') patches the class and names the point module:Class.method."""
+    with Faults() as faults:
+        rule = faults.script((Client, "get"), ["canned"])
+
+        result = Client().get("a")
+
+    assert ("canned", f"{__name__}:Client.get") == (result, rule.point)

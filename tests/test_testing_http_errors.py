@@ -193,6 +193,7 @@ def test_connection_errors() -> None:
     assert ("APIConnectionError", "Connection error.") == (type(plain).__name__, str(plain))
     assert ("APITimeoutError", "Request timed out.") == (type(timeout).__name__, str(timeout))
     assert isinstance(timeout, APIConnectionError)
+    assert type(timeout) is type(api_connection_error(provider="anthropic", timeout=True))
     assert "APIConnectionError" in [c.__name__ for c in type(timeout).__mro__]
     assert timeout.body is None
     assert "anthropic" in str(timeout.request.url)

@@ -174,12 +174,10 @@ class CapturedTelemetry:
         self._exporter.clear()
         self._baseline = _collect(self._reader)
 
-    def _start(self) -> None:
+    def _start(self, meter_provider: Any) -> None:
         from .._internal import _metrics
 
-        provider = _otel.override_meter_provider()
-        if provider is not None:  # make reliable's instruments report to this provider from the start
-            _metrics._instruments_for(provider)
+        _metrics._instruments_for(meter_provider)  # reliable's instruments report here from the start
         self._baseline = _collect(self._reader)
 
 
@@ -240,7 +238,7 @@ def capture_telemetry() -> Iterator[CapturedTelemetry]:
     _telemetry.add_listener(listener)
     try:
         with _otel.use_providers(tracer_provider=tracer_provider, meter_provider=meter_provider):
-            captured._start()
+            captured._start(meter_provider)
             yield captured
     finally:
         _telemetry.remove_listener(listener)

@@ -37,7 +37,6 @@ class Patch:
     name: str
     static: Any = _MISSING
     had_own: bool = False
-    applied: bool = False
 
     def apply(self, decide: Callable[[], Action]) -> None:
         """Replace the attribute with a wrapper that asks *decide* what to do on each call."""
@@ -60,13 +59,9 @@ class Patch:
                 "('module:Class.method') or pass the object the code under test looks it up on"
             )
             raise ConfigError(msg, target=self.point) from exc
-        self.applied = True
 
     def restore(self) -> None:
-        """Put the original attribute back (or remove the shadowing one), once."""
-        if not self.applied:
-            return
-        self.applied = False
+        """Put the original attribute back (or remove the shadowing one)."""
         if self.had_own:
             setattr(self.owner, self.name, self.static)
         else:

@@ -22,6 +22,7 @@ This module imports nothing heavy until a fixture is used.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Generator, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -103,12 +104,9 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
 
 
-def pytest_report_header(config: pytest.Config) -> str | None:
+def pytest_report_header(config: pytest.Config) -> str:
     """Show the seed (so a run can be repeated) and the other settings."""
-    settings = config.stash.get(SETTINGS, None)
-    if settings is None:
-        return None
-    return f"reliable: {settings.describe()}"
+    return f"reliable: {config.stash[SETTINGS].describe()}"
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -263,9 +261,8 @@ def _forget_alert_throttles() -> None:
     """
     from .. import _alerting
 
-    marks = getattr(getattr(_alerting, "_dispatcher", None), "until", None)
-    if isinstance(marks, dict):
-        marks.clear()
+    with contextlib.suppress(AttributeError):  # another version of reliable._alerting: nothing to forget
+        _alerting._dispatcher.until.clear()
 
 
 def _open(backend: str, request: pytest.FixtureRequest, index: int) -> Any:
