@@ -208,7 +208,7 @@ def test_log_sink_writes_at_the_severity_level(caplog: pytest.LogCaptureFixture)
     alerts.Log().send(alert)
 
     (record,) = caplog.records
-    assert (logging.ERROR, "ALERT [reliable] ERROR stale sync: sync is stale") == (record.levelno, record.getMessage())
+    assert (logging.ERROR, "ALERT [reliable] ERROR stale: sync is stale") == (record.levelno, record.getMessage())
     assert ("reliable.alert", "stale", "sync") == (
         record.reliable["event"],  # type: ignore[attr-defined]
         record.reliable["kind"],  # type: ignore[attr-defined]
@@ -235,7 +235,7 @@ def test_webhook_slack_payload(hook: Hook) -> None:
     """slack=True posts {"text": ...}, the payload of Slack-style incoming webhooks."""
     alerts.Webhook(hook.url, slack=True).send(alerts.Alert.make("recovered", "sync", "sync is healthy again"))
 
-    assert [{"text": "[reliable] INFO recovered sync: sync is healthy again"}] == [b for _, _, b in hook.requests]
+    assert [{"text": "[reliable] INFO recovered: sync is healthy again"}] == [b for _, _, b in hook.requests]
 
 
 def test_webhook_answering_500_is_retried_then_reported_and_never_breaks_the_call(

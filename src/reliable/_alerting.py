@@ -76,8 +76,8 @@ class Alert:
         return cls(kind, operation, message, SEVERITY.get(kind, "error"), _clock.current().time(), _HOST, clean)
 
     def text(self) -> str:
-        """One line: ``[reliable] ERROR failure sync-orders: ...``."""
-        return f"[reliable] {self.severity.upper()} {self.kind} {self.operation}: {self.message}"
+        """One line: ``[reliable] ERROR failure: sync-orders failed: ...`` (the message names the operation)."""
+        return f"[reliable] {self.severity.upper()} {self.kind}: {self.message}"
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON body a `reliable.alerts.Webhook` posts."""
