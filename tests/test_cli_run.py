@@ -74,10 +74,10 @@ def _start(tmp_path: Path, *args: str, **env: str) -> subprocess.Popen[str]:
     )
 
 
-def _holder(tmp_path: Path, started: Path, release: Path) -> subprocess.Popen[str]:
+def _holder(tmp_path: Path, started: Path, release: Path, *options: str) -> subprocess.Popen[str]:
     """`reliable run --lock --name job` of a command that holds the lock until *release* exists."""
     command = [sys.executable, "-c", HOLDING, str(started), str(release)]
-    return _start(tmp_path, "run", "--lock", "--name", "job", "--", *command)
+    return _start(tmp_path, "run", "--lock", *options, "--name", "job", "--", *command)
 
 
 def _wait_for(path: Path, proc: subprocess.Popen[str] | None = None) -> None:
@@ -127,13 +127,14 @@ def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
 # -- overlap ------------------------------------------------------------------------------------
 
 
-def test_two_runs_at_once_one_runs_and_one_skips(tmp_path: Path) -> None:
-    """With --lock, a second run while the first holds the lock does not start its command and exits 0."""
+@pytest.mark.parametrize("backend", [[], ["--lock-store"]], ids=["file-lock", "store-lease"])
+def test_two_runs_at_once_one_runs_and_one_skips(tmp_path: Path, backend: list[str]) -> None:
+    """With --lock (a file lock, or a lease in the store), a run while another holds the lock does nothing, exit 0."""
     started, release, second = tmp_path / "started", tmp_path / "release", tmp_path / "second-ran"
-    first = _holder(tmp_path, started, release)
+    first = _holder(tmp_path, started, release, *backend)
     _wait_for(started, first)
 
-    skipped = _reliable(tmp_path, "run", "--lock", "--name", "job", "--", "touch", str(second))
+    skipped = _reliable(tmp_path, "run", "--lock", *backend, "--name", "job", "--", "touch", str(second))
     release.touch()
     _, first_err = first.communicate(timeout=60)
 
@@ -312,6 +313,15 @@ def test_failure_alert_reaches_a_local_webhook(tmp_path: Path, webhook: tuple[st
     assert ("export", 4) == (alert["operation"], alert["details"]["exit_code"])
     assert "boom" in alert["details"]["output_tail"]
     assert "sh exited with code 4; last output: boom" in alert["message"]
+
+
+def test_no_alert_sends_nothing(tmp_path: Path, webhook: tuple[str, list[dict[str, Any]]]) -> None:
+    """--no-alert: a failed run alerts no sink (the failure is still logged and recorded)."""
+    url, received = webhook
+    done = _reliable(tmp_path, "run", "--no-alert", "--webhook", url, "--", "false")
+
+    assert (1, []) == (done.returncode, received)
+    assert "failed" in done.stderr
 
 
 def test_json_summary_on_stderr_and_stdout_left_to_the_child(tmp_path: Path) -> None:
@@ -497,7 +507,8 @@ def test_retry_waits_are_backoff_with_full_jitter_on_the_library_clock(isolated:
     from reliable._cli import main
     from reliable.testing import FakeClock, installed
 
-    with installed(FakeClock()) as clock:
+    clock = FakeClock()
+    with installed(clock):
         code = main(["run", "--quiet", "--retries", "3", "--wait-initial", "10", "--wait-max", "25", "--", "false"])
 
     assert 1 == code
@@ -510,7 +521,8 @@ def test_deadline_bounds_the_retries(isolated: Path) -> None:
     from reliable._cli import main
     from reliable.testing import FakeClock, installed
 
-    with installed(FakeClock()) as clock:
+    clock = FakeClock()
+    with installed(clock):
         code = main(["run", "--quiet", "--retries", "1000", "--wait-initial", "5", "--deadline", "60", "--", "false"])
 
     assert 1 == code
@@ -543,7 +555,7 @@ def test_sigterm_between_attempts_stops_with_128_plus_n(isolated: Path, tmp_path
     from reliable.testing import installed
 
     counter = tmp_path / "count"
-    with installed(_TerminatedInBackoff()):  # type: ignore[arg-type]  # a Clock by its methods
+    with installed(_TerminatedInBackoff()):
         code = main(["run", "--quiet", "--retries", "5", "--", sys.executable, "-c", COUNTING, str(counter), "99", "1"])
 
     assert (128 + signal.SIGTERM, "1") == (code, counter.read_text())
