@@ -21,7 +21,8 @@ def run(store: str) -> None:
     def export() -> int:
         return 12
 
-    with installed(FakeClock()) as clock:
+    clock = FakeClock()
+    with installed(clock):
         export()
         print("after a success:", reliable.health(store=store)["nightly-export"].state)
 
