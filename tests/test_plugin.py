@@ -523,3 +523,28 @@ def test_guard_is_removed_after_the_test(pytester: pytest.Pytester) -> None:
 
     result.assert_outcomes(passed=2)
     assert before is __import__("time").sleep
+
+
+def test_xdist_workers_use_the_controllers_seed(pytester: pytest.Pytester) -> None:
+    """Under pytest-xdist the controller hands its seed to each worker, so a random seed is one seed for the run."""
+    from types import SimpleNamespace
+
+    from reliable.testing import pytest_plugin
+    from reliable.testing._settings import SETTINGS, Settings
+
+    node = SimpleNamespace(workerinput={}, config=SimpleNamespace(stash={SETTINGS: Settings(seed=4242)}))
+    pytest_plugin.pytest_configure_node(node)
+    pytester.makeconftest(
+        f"""
+        import pytest
+
+        @pytest.hookimpl(tryfirst=True)
+        def pytest_configure(config):
+            config.workerinput = {node.workerinput!r}
+        """
+    )
+    pytester.makepyfile("def test_seed(reliable_faults):\n    print('SEED', reliable_faults.seed)")
+
+    result = run(pytester, "-s", "--reliable-seed=random")
+
+    result.stdout.fnmatch_lines(["reliable: seed=4242 (random; repeat with --reliable-seed=4242)*", "*SEED 4242*"])

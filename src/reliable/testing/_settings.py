@@ -49,8 +49,11 @@ SETTINGS = pytest.StashKey[Settings]()
 def session_settings(config: pytest.Config) -> Settings:
     """The command line's settings, else the ini file's, else the defaults. Raises `ValueError` naming the source."""
     settings = Settings()
+    shared = getattr(config, "workerinput", {}).get("reliable_seed")
     value, where = _pick(config, "reliable_seed", "--reliable-seed")
-    if value is not None:
+    if shared is not None:  # a pytest-xdist worker: the controller chose the seed (also a random one)
+        settings = replace(settings, seed=int(shared), random_seed=str(value).strip().lower() == "random")
+    elif value is not None:
         if str(value).strip().lower() == "random":
             settings = replace(settings, seed=int.from_bytes(os.urandom(4), "big"), random_seed=True)
         else:

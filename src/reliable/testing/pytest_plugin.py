@@ -104,6 +104,12 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """pytest-xdist: hand the controller's seed to each worker, so ``--reliable-seed=random`` means one seed."""
+    node.workerinput["reliable_seed"] = node.config.stash[SETTINGS].seed
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     """Show the seed (so a run can be repeated) and the other settings."""
     return f"reliable: {config.stash[SETTINGS].describe()}"
