@@ -190,6 +190,26 @@ def test_slow_store_and_slow_api_with_a_concurrent_duplicate(reliable_clock, rel
 
     assert (["receipt-8", "receipt-8"], [8]) == (results, effects)
     assert reliable_clock.advanced < 30
+
+
+def test_block_form_crash_then_takeover(reliable_clock, reliable_store, reliable_faults, reliable_telemetry):
+    """reliable.idempotency(), the block form: a crash inside the block leaves the claim; the next entry takes over."""
+
+    def refund(order_id):
+        with reliable.idempotency(f"refund:{order_id}", lease="30s") as step:
+            if step.needed:
+                step.result = charge(order_id)
+        return step.result
+
+    reliable_faults.crash(f"{__name__}:charge")
+
+    with pytest.raises(SimulatedCrash):
+        refund(9)
+    results = [refund(9), refund(9)]
+
+    assert (["receipt-9", "receipt-9"], [9]) == (results, effects)
+    assert reliable_clock.advanced >= 30
+    assert 1 == len(reliable_telemetry.events("idempotent.takeover"))
 '''
 
 

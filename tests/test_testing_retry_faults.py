@@ -168,6 +168,17 @@ def test_empty_budget_stops_retries(reliable_clock, reliable_store, reliable_fau
     with pytest.raises(httpx.HTTPStatusError):
         budgeted()
     assert 1 == len(reliable_telemetry.events("retry.budget_exhausted"))
+
+
+def test_block_form_honours_retry_after(reliable_clock, reliable_faults):
+    """reliable.attempts(), the block form, retries a scripted 429 after its Retry-After and a timeout after backoff."""
+    reliable_faults.script(f"{__name__}:fetch", [http_error(429, retry_after=4), TimeoutError(), "ok"])
+
+    for attempt in reliable.attempts(attempts=5, wait_initial=1, wait_max=1, jitter=False):
+        with attempt:
+            page = fetch(3)
+
+    assert ("page 3", [4.0, 1.0]) == (page, reliable_clock.sleeps)
 '''
 
 
