@@ -75,8 +75,8 @@ TRAITS = {
     ],
     "observed expect= degrades and alerts, then recovers": [
         "observed: scraper degraded: expect= is false for the result 0",
-        "ALERT [reliable] WARNING degraded scraper:",
-        "ALERT [reliable] INFO recovered scraper: scraper is healthy again (recovered from: degraded)",
+        "ALERT warning degraded scraper:",
+        "ALERT info recovered scraper: scraper is healthy again (recovered from: degraded)",
     ],
     "reliable run retries a command": [
         "$ reliable run --name nightly-backup --lock --retries 2",
@@ -88,7 +88,7 @@ TRAITS = {
     "heartbeats turn stale and alert": [
         "health: nightly-backup is ok",
         "health: scraper is stale: last success",
-        "ALERT [reliable] ERROR stale scraper: scraper is stale",
+        "ALERT error stale scraper: scraper is stale",
     ],
 }
 

@@ -140,7 +140,7 @@ class Story:
 
         alerts.flush()
         for alert in self.alerts:
-            say(f"     ALERT {alert.text()}")
+            say(f"     ALERT {alert.severity} {alert.kind} {alert.operation}: {alert.message}")
         self.alerts.clear()
 
     def show_warehouse(self) -> None:
