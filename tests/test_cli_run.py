@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -606,3 +607,27 @@ def test_bad_config_files_name_the_problem(tmp_path: Path) -> None:
     assert "unknown extension" in messages[0]
     assert "is not valid JSON" in messages[1]
     assert "unknown scheme" in messages[2]
+
+
+@pytest.mark.parametrize(
+    ("exporter", "warning"), [("bogus", "is not supported"), ("otlp", "pip install opentelemetry-exporter-otlp")]
+)
+def test_unusable_trace_exporter_is_a_warning_not_an_error(
+    exporter: str, warning: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An OTEL_TRACES_EXPORTER reliable cannot serve logs a warning with the fix and installs no provider."""
+    from opentelemetry import trace
+
+    from reliable._cli_config import tracing
+
+    if exporter == "otlp":
+        import importlib.util
+
+        if importlib.util.find_spec("opentelemetry.exporter") is not None:
+            pytest.skip("an OTLP exporter is installed; the warning is for when it is missing")
+    before = trace.get_tracer_provider()
+    with caplog.at_level(logging.WARNING, logger="reliable.run"), tracing({"OTEL_TRACES_EXPORTER": exporter}):
+        during = trace.get_tracer_provider()
+
+    assert before is during
+    assert warning in caplog.text
