@@ -13,8 +13,8 @@ from typing import Any
 
 from . import _alerting
 from ._config import StoreLike, resolve_store
-from ._heartbeat import MAX_CAS, OP_PREFIX, RUN_PREFIX, Flow, Op, adrive, drive, judge
 from ._health_types import OperationHealth
+from ._heartbeat import MAX_CAS, OP_PREFIX, RUN_PREFIX, Flow, Op, adrive, drive, judge
 
 __all__ = ["ahealth", "health"]
 
