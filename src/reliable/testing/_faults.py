@@ -5,63 +5,32 @@ from __future__ import annotations
 import functools
 import random as _random
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from types import TracebackType
-from typing import Any, Union, cast
+from typing import Any
 
 from typing_extensions import Self
 
-from .._errors import ConfigError, StoreUnavailableError
+from .._errors import ConfigError
 from .._internal import _clock
 from .._internal._durations import Duration, seconds
-from ._actions import CALL, Action, InjectedFault, Outcome, Return, SimulatedCrash
-from ._http_errors import http_error
-from ._store_faults import STORE_OPERATIONS, FaultyStore
+from ._actions import CALL, Action, InjectedFault, Outcome, SimulatedCrash
+from ._rules import (
+    Chooser,
+    ErrorSpec,
+    Rule,
+    count,
+    detail_of,
+    error_factory,
+    kind_of,
+    outcome_factory,
+    point_name,
+    probability,
+)
+from ._store_faults import FaultyStore
 from ._targets import Patch, Target, locate
 
 __all__ = ["ErrorSpec", "Faults", "Rule"]
-
-ErrorSpec = Union[BaseException, type[BaseException], int, Callable[[], BaseException], None]
-"""An exception instance or class, an HTTP status (raised as `http_error`), a factory, or None for the default."""
-
-Chooser = Callable[[int], Union[Action, None]]
-
-
-class Rule:
-    """One scheduled fault at one point; returned by `Faults.script`, `fail`, `random`, `latency` and `crash`.
-
-    Attributes:
-        point: Where it applies (``"myjob.api:fetch"``, ``"store.get"``, ...).
-        kind: ``"script"``, ``"fail"``, ``"random"``, ``"latency"`` or ``"crash"``.
-        calls: How many calls at *point* this rule has seen.
-        injected: How many of those it changed.
-
-    A rule is also a context manager: leaving the block removes it (and undoes the patch
-    once no rule is left at its point).
-
-    .. versionadded:: 0.1.0
-    """
-
-    def __init__(self, faults: Faults, point: str, kind: str, choose: Chooser) -> None:
-        self.point = point
-        self.kind = kind
-        self.calls = 0
-        self.injected = 0
-        self._faults = faults
-        self._choose = choose
-
-    def __repr__(self) -> str:
-        return f"<Rule {self.kind} at {self.point!r}: {self.injected} injected in {self.calls} calls>"
-
-    def remove(self) -> None:
-        """Stop injecting this fault."""
-        self._faults._remove(self)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.remove()
 
 
 class Faults:
@@ -97,7 +66,7 @@ class Faults:
             msg = f"seed={seed!r} is not an int; pass an integer such as 1234"
             raise ConfigError(msg, parameter="seed", value=seed)
         self.seed = seed
-        self.rate = _probability(rate, "rate")
+        self.rate = probability(rate, "rate")
         self.log: list[InjectedFault] = []
         """Every fault injected so far, in order."""
         self._lock = threading.RLock()
@@ -140,8 +109,8 @@ class Faults:
         Raises:
             ConfigError: *target* cannot be found or patched, or an int outcome is not an HTTP status.
         """
-        actions = [self._outcome(o) for o in outcomes]
-        later = self._outcome(then)
+        actions = [outcome_factory(o) for o in outcomes]
+        later = outcome_factory(then)
 
         def choose(call: int) -> Action | None:
             make = actions[call - 1] if call <= len(actions) else later
@@ -154,9 +123,9 @@ class Faults:
 
         The default error is `StoreUnavailableError` at a store point and `ConnectionError` elsewhere.
         """
-        _count(times, "times", minimum=1)
-        _count(after, "after", minimum=0)
-        make = self._error_factory(target, error)
+        count(times, "times", minimum=1)
+        count(after, "after", minimum=0)
+        make = error_factory(point_name(target), error)
         return self._add(
             target,
             "fail",
@@ -169,9 +138,9 @@ class Faults:
         The choices come from a generator seeded with the `Faults`' seed and the point, so the same
         seed fails the same calls, whatever other faults are scheduled.
         """
-        chance = self.rate if rate is None else _probability(rate, "rate")
-        make = self._error_factory(target, error)
-        rng = self._rng(f"random:{_name(target)}")
+        chance = self.rate if rate is None else probability(rate, "rate")
+        make = error_factory(point_name(target), error)
+        rng = self._rng(f"random:{point_name(target)}")
         return self._add(
             target, "random", lambda _call: Action(outcome="raise", error=make()) if rng.random() < chance else None
         )
@@ -184,8 +153,8 @@ class Faults:
         """
         delay = seconds(duration, "duration")
         if times is not None:
-            _count(times, "times", minimum=1)
-        _count(after, "after", minimum=0)
+            count(times, "times", minimum=1)
+        count(after, "after", minimum=0)
 
         def choose(call: int) -> Action | None:
             hit = call > after and (times is None or call <= after + times)
@@ -200,8 +169,8 @@ class Faults:
         caller never learned of it (a payment charged, then the process was killed). At a store
         point (``"store.compare_and_set"``), the crash stops a primitive's completion from landing.
         """
-        _count(after, "after", minimum=0)
-        point = _name(target)
+        count(after, "after", minimum=0)
+        point = point_name(target)
         outcome: Outcome = "call_then_raise" if lands else "raise"
 
         def choose(call: int) -> Action | None:
@@ -254,7 +223,7 @@ class Faults:
                 if action is None:
                     continue
                 rule.injected += 1
-                self.record(point, _kind(rule.kind, action), rule.calls, _detail(action))
+                self.record(point, kind_of(action), rule.calls, detail_of(action))
                 delay += action.delay
                 if action.outcome != "call":
                     return Action(delay, action.outcome, action.error, action.value)
@@ -265,7 +234,7 @@ class Faults:
         self.log.append(InjectedFault(point, kind, call, detail, _clock.current().time()))
 
     def _add(self, target: Target, kind: str, choose: Chooser) -> Rule:
-        point = _name(target)
+        point = point_name(target)
         with self._lock:
             if not point.startswith("store.") and point not in self._patches:
                 patch = locate(target)
@@ -295,87 +264,3 @@ class Faults:
         with self._lock:
             self._streams[stream] = count = self._streams.get(stream, 0) + 1
         return _random.Random(f"{self.seed}:{stream}:{count}")
-
-    def _outcome(self, outcome: Any) -> Callable[[], Action] | None:
-        """A factory of the `Action` for one scripted outcome (None: call through), checked now."""
-        if isinstance(outcome, str) and outcome == "ok":
-            return None
-        if isinstance(outcome, Return):
-            returned = Action(outcome="return", value=outcome.value)
-            return lambda: returned
-        if isinstance(outcome, BaseException):
-            action = Action(outcome="raise", error=outcome)
-            return lambda: action
-        if isinstance(outcome, type) and issubclass(outcome, BaseException):
-            return lambda: Action(outcome="raise", error=outcome())
-        if isinstance(outcome, int) and not isinstance(outcome, bool):
-            http_error(outcome)  # validates the status now, before any call
-            return lambda: Action(outcome="raise", error=http_error(outcome))
-        canned = Action(outcome="return", value=outcome)
-        return lambda: canned
-
-    def _error_factory(self, target: Target, error: ErrorSpec) -> Callable[[], BaseException]:
-        point = _name(target)
-        if error is None:
-            if point.startswith("store."):
-                return lambda: _store_down(point)
-            return lambda: ConnectionError(f"connection failed at {point!r} (injected by reliable.testing)")
-        if isinstance(error, BaseException):
-            return lambda: error
-        if isinstance(error, type) and issubclass(error, BaseException):
-            cls: type[BaseException] = error
-            return lambda: cls()
-        if isinstance(error, int) and not isinstance(error, bool):
-            http_error(error)
-            return lambda: http_error(error)
-        if callable(error):
-            return cast("Callable[[], BaseException]", error)
-        msg = f"error={error!r} is not an exception, exception class, HTTP status or factory"
-        raise ConfigError(msg, parameter="error", value=error)
-
-
-def _store_down(point: str) -> BaseException:
-    error = StoreUnavailableError(f"{point} failed: store unreachable (injected by reliable.testing)", address="fault")
-    error.__cause__ = ConnectionRefusedError(111, "Connection refused (injected)")
-    return error
-
-
-def _name(target: Target) -> str:
-    if isinstance(target, str) and target.startswith("store."):
-        operation = target[len("store.") :]
-        if operation != "*" and operation not in STORE_OPERATIONS:
-            msg = f"store fault point {target!r} is unknown; use 'store.*' or one of: " + ", ".join(
-                f"store.{op}" for op in STORE_OPERATIONS
-            )
-            raise ConfigError(msg, parameter="target", value=target)
-        return target
-    return locate(target).point
-
-
-def _kind(rule_kind: str, action: Action) -> str:
-    if isinstance(action.error, SimulatedCrash):
-        return "crash"
-    if action.outcome == "call":
-        return "latency"
-    return "raise" if action.outcome == "raise" else "return"
-
-
-def _detail(action: Action) -> str:
-    if action.outcome == "call":
-        return f"{action.delay:g}s"
-    if action.outcome == "return":
-        return repr(action.value)
-    return f"{type(action.error).__name__}: {action.error}"
-
-
-def _probability(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        msg = f"{name}={value!r} is not a probability; pass a number from 0 to 1, e.g. 0.2"
-        raise ConfigError(msg, parameter=name, value=value)
-    return float(value)
-
-
-def _count(value: Any, name: str, *, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        msg = f"{name}={value!r} is not a whole number >= {minimum}"
-        raise ConfigError(msg, parameter=name, value=value)
