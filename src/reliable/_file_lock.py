@@ -168,7 +168,18 @@ class FileLease(Lease):
         where: str,
         registry_key: Hashable,
     ) -> None:
-        super().__init__(name, token, slot, pid, _host, since, where, registry_key)
+        # Lease.__init__, inlined: this runs on every acquisition.
+        self.name = name
+        self.token = token
+        self.slot = slot
+        self.pid = pid
+        self.host = _host
+        self.since = since
+        self.where = where
+        self._registry_key = registry_key
+        self._acquired_at = _clock.current().monotonic()
+        self._lost: str | None = None
+        self._released = False
         self._fd = fd
 
     def check(self) -> None:

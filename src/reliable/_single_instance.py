@@ -257,10 +257,17 @@ class SingleInstance(Generic[R]):
         target = self._target()
         owner = _lock_registry.current_owner()
         want_expiry = self.settings.on_conflict == "wait"
+        result = target.attempt(owner, want_expiry)
+        if isinstance(result, Lease):
+            return self._acquired(result, 0.0, 0)
+        return self._acquire_after_conflict(target, owner, want_expiry, result)
+
+    def _acquire_after_conflict(
+        self, target: _FileTarget | _StoreTarget, owner: _lock_registry.Owner, want_expiry: bool, result: Any
+    ) -> Lease | R:
         clock = _clock.current()
         elapsed, attempt = 0.0, 0
         while True:
-            result = target.attempt(owner, want_expiry)
             if isinstance(result, Lease):
                 return self._acquired(result, elapsed, attempt)
             if result is None:
@@ -276,6 +283,7 @@ class SingleInstance(Generic[R]):
                 clock.sleep(step)
                 elapsed += clock.monotonic() - before
             attempt += 1
+            result = target.attempt(owner, want_expiry)
 
     async def aacquire(self) -> Lease | R:
         """The async twin of `acquire`: waits without blocking the event loop."""
@@ -329,8 +337,9 @@ class SingleInstance(Generic[R]):
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        *rest, lease = self._leases.get()
-        self._leases.set(tuple(rest))
+        leases = self._leases.get()
+        self._leases.set(leases[:-1])
+        lease = leases[-1]
         if isinstance(lease, Lease):
             lease.release()
 
@@ -342,8 +351,9 @@ class SingleInstance(Generic[R]):
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        *rest, lease = self._leases.get()
-        self._leases.set(tuple(rest))
+        leases = self._leases.get()
+        self._leases.set(leases[:-1])
+        lease = leases[-1]
         if isinstance(lease, Lease):
             await lease.arelease()
 
