@@ -8,6 +8,8 @@ import os
 import socket
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,10 +17,8 @@ import pytest
 
 import reliable
 from reliable._cli import main
-from reliable._config import configured
 
 if TYPE_CHECKING:
-    from reliable.alerts import Alert
     from reliable.testing import FakeClock
 
 pytest_plugins = ["observed_support"]
@@ -97,16 +97,38 @@ def test_check_healthy_is_0(url: str, clock: FakeClock, capsys: pytest.CaptureFi
 
 
 def test_check_stale_is_1_and_alerts(url: str, clock: FakeClock, capsys: pytest.CaptureFixture[str]) -> None:
-    """check exits 1 for a stale operation, names it, and sends a stale alert through the configured sinks."""
-    seen: list[Alert] = []
+    """check exits 1 for a stale operation, names it, and sends a stale alert to the webhook of --slack
+    (and of RELIABLE_ALERT_WEBHOOK, as for `reliable run`)."""
+    received: list[Any] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append((self.path, json.loads(self.rfile.read(int(self.headers["Content-Length"])))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_port}"
     record(url, "fetch", max_age="30m")
     clock.advance("2h")
 
-    with configured(alerts=[seen.append]):
-        code = main(["check", "--store", url])
+    try:
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("RELIABLE_ALERT_WEBHOOK", base + "/json")
+            code = main(["check", "--store", url, "--slack", base + "/slack"])
+    finally:
+        server.shutdown()
+        server.server_close()
 
     assert (1, "STALE fetch: last success 7200s ago, more than max_age=1800s\n") == (code, capsys.readouterr().out)
-    assert [("stale", "fetch")] == [(a.kind, a.operation) for a in seen]
+    assert [
+        ("/json", "stale"),
+        ("/slack", "[reliable] ERROR stale: fetch is stale: last success 7200s ago, more than max_age=1800s"),
+    ] == sorted((path, body.get("kind") or body.get("text")) for path, body in received)
 
 
 def test_check_failing_is_1(url: str, clock: FakeClock, capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import Any
 
@@ -17,25 +16,20 @@ CHECK_HELP = "exit 0 if every observed operation is healthy, 1 if one is stale/s
 EXIT_OK, EXIT_UNHEALTHY, EXIT_UNREACHABLE = 0, 1, 2
 
 
-def _add_store(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--store", metavar="URL", help="store URL (default: $RELIABLE_STORE, else the embedded SQLite store)"
-    )
-
-
 def add_status_arguments(parser: argparse.ArgumentParser) -> None:
-    _add_store(parser)
+    parser.add_argument(
+        "--store", metavar="URL", help="store URL (default: $RELIABLE_STORE, the config file, or embedded SQLite)"
+    )
+    parser.add_argument("--config", metavar="FILE", help="config file, JSON, INI or TOML (default: $RELIABLE_CONFIG)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
 def add_check_arguments(parser: argparse.ArgumentParser) -> None:
-    _add_store(parser)
+    from ._cli_config import add_config_arguments
+
+    add_config_arguments(parser)  # --store, --config, --webhook, --slack: the same sources as `reliable run`
     parser.add_argument("--name", action="append", metavar="NAME", help="check only this operation (repeatable)")
     parser.add_argument("--no-alert", action="store_true", help="do not send alerts for the problems found")
-    parser.add_argument("--webhook", action="append", default=[], metavar="URL", help="also alert to this webhook")
-    parser.add_argument(
-        "--slack", action="append", default=[], metavar="URL", help="also alert to this Slack-style incoming webhook"
-    )
     parser.add_argument("--quiet", action="store_true", help="print only problems")
 
 
@@ -44,19 +38,29 @@ def _where(url: str | None) -> str:
         return url
     from .stores import default_path
 
-    return os.environ.get("RELIABLE_STORE") or f"sqlite:///{default_path()}"
+    return f"sqlite:///{default_path()}"
 
 
 def _read(args: argparse.Namespace, *, alert: bool = False) -> tuple[Any, dict[str, OperationHealth]] | None:
-    """The store and the health of its operations, or None (after saying why) if the store cannot be read."""
-    from ._config import resolve_store
+    """The store and the health of its operations, or None (after saying why) if the store cannot be read.
+
+    The store comes from ``--store``, ``RELIABLE_STORE`` or the config file (``--config`` or
+    ``RELIABLE_CONFIG``), as for ``reliable run``; with *alert*, the config's sinks (the log,
+    plus every webhook of the flags, environment and file) receive the alerts.
+    """
+    from ._cli_config import load
+    from ._config import configured, resolve_store
     from ._health import health
 
+    url = getattr(args, "store", None)
     try:
-        store = resolve_store(args.store)
-        return store, health(store=store, names=getattr(args, "name", None), alert=alert)
+        config = load(args)
+        url = config.store
+        store = resolve_store(url)
+        with configured(alerts=config.sinks() if alert else None):
+            return store, health(store=store, names=getattr(args, "name", None), alert=alert)
     except Exception as exc:
-        print(f"reliable: cannot read the store {_where(args.store)}: {exc}", file=sys.stderr)
+        print(f"reliable: cannot read the store {_where(url)}: {exc}", file=sys.stderr)
         return None
 
 
@@ -162,13 +166,8 @@ def _describe(holder: dict[str, Any]) -> str:
 def check(args: argparse.Namespace) -> int:
     """``reliable check``: 0 healthy, 1 stale/stuck/failing/degraded (or a --name never seen), 2 unreadable store."""
     from . import alerts
-    from ._alerting import resolve_sinks
-    from ._config import configure
 
     alert = not args.no_alert
-    if alert and (args.webhook or args.slack):
-        extra = [alerts.Webhook(url) for url in args.webhook] + [alerts.Webhook(url, slack=True) for url in args.slack]
-        configure(alerts=[*resolve_sinks(None), *extra])
     read = _read(args, alert=alert)
     if read is None:
         return EXIT_UNREACHABLE
