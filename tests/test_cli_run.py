@@ -304,7 +304,7 @@ def test_failure_alert_reaches_a_local_webhook(tmp_path: Path, webhook: tuple[st
     """A failed run POSTs a failure alert to $RELIABLE_ALERT_WEBHOOK with the exit code and the output's tail."""
     url, received = webhook
     done = _reliable(
-        tmp_path, "run", "--name", "export", "--", "sh", "-c", "echo rows: 0; echo boom >&2; exit 4",
+        tmp_path, "run", "--name", "export", "--", "sh", "-c", "echo rows: 0 >&2; echo boom >&2; exit 4",
         RELIABLE_ALERT_WEBHOOK=url,
     )  # fmt: skip
 
