@@ -3,55 +3,24 @@
 from __future__ import annotations
 
 import logging
-import os
-import socket
-import threading
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
-from . import _alerting, _heartbeat
+from . import _heartbeat
+from . import _observed_effects as _effects
 from ._heartbeat import Finish, Transition
 from ._internal import _clock, _otel, _telemetry
 from ._internal._metrics import record_call as _record_call
 from ._internal._telemetry import _scoped
 from ._internal._telemetry import _state as _telemetry_state
 
-__all__ = ["ObservedRun", "error_type"]
+__all__ = ["ObservedRun"]
 
-_HOST = socket.gethostname()
 _LEVELS = {"ok": logging.INFO, "skipped": logging.INFO, "degraded": logging.WARNING, "error": logging.ERROR}
 _log = logging.getLogger("reliable.observed")
-_local: dict[str, dict[str, Any]] = {}
-"""Alert state of operations without heartbeats, kept only while something is open or failing."""
-_local_lock = threading.Lock()
-_classify: list[Any] = []
-
-
-def error_type(exc: BaseException) -> str:
-    """OpenTelemetry's ``error.type`` for *exc*: its fully qualified class name (no module for builtins)."""
-    cls = type(exc)
-    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
-
-
-def _error_kind(exc: BaseException) -> str | None:
-    """`reliable.classify(exc).kind`, or None if the classifier is missing or fails."""
-    if not _classify:
-        try:
-            from ._classify import classify
-        except ImportError:  # pragma: no cover - the classifier ships with reliable
-            _classify.append(None)
-        else:
-            _classify.append(classify)
-    classify_ = _classify[0]
-    if classify_ is None or not isinstance(exc, Exception):
-        return None
-    try:
-        return str(classify_(exc).kind)
-    except Exception:
-        return None
 
 
 class ObservedRun:
@@ -162,7 +131,7 @@ class ObservedRun:
         self.duration = self._clock.monotonic() - self._t0
         outcome = "ok"
         if exc is not None and not (isinstance(exc, SystemExit) and exc.code in (0, None)):
-            outcome, self.error_type, self.error_kind = "error", error_type(exc), _error_kind(exc)
+            outcome, self.error_type, self.error_kind = "error", _effects.error_type(exc), _effects.error_kind(exc)
             self.error = f"{type(exc).__name__}: {exc}"[:500]
         elif self.skipped:
             outcome = "skipped"
@@ -258,35 +227,35 @@ class ObservedRun:
     # -- heartbeat drivers ------------------------------------------------------------
 
     def _store(self) -> Any:
-        return _store_of(self._owner)
+        return _effects.store_of(self._owner)
 
     @classmethod
     def start(cls, owner: Any, attributes: dict[str, Any]) -> ObservedRun:
         """Record the run as in progress (blocking store), then begin it."""
-        record = _new_record(owner)
+        record = _effects.new_record(owner)
         started: tuple[float | None, int | None] = (None, None)
         try:
-            started = _heartbeat.drive(_store_of(owner), _heartbeat.start_flow(owner.spec, record))
+            started = _heartbeat.drive(_effects.store_of(owner), _heartbeat.start_flow(owner.spec, record))
         except Exception as exc:
-            _store_failed(owner.name, "record the start of", exc)
+            _effects.store_failed(owner.name, "record the start of", exc)
         return cls(owner, attributes, (record, *started))
 
     @classmethod
     async def astart(cls, owner: Any, attributes: dict[str, Any]) -> ObservedRun:
         """Record the run as in progress (async store), then begin it."""
-        record = _new_record(owner)
+        record = _effects.new_record(owner)
         started: tuple[float | None, int | None] = (None, None)
         try:
-            started = await _heartbeat.adrive(_store_of(owner), _heartbeat.start_flow(owner.spec, record))
+            started = await _heartbeat.adrive(_effects.store_of(owner), _heartbeat.start_flow(owner.spec, record))
         except Exception as exc:
-            _store_failed(owner.name, "record the start of", exc)
+            _effects.store_failed(owner.name, "record the start of", exc)
         return cls(owner, attributes, (record, *started))
 
     def finish(self, exc: BaseException | None, result: Any, has_result: bool) -> None:
         """`conclude`, then record the heartbeat (sync store) and send the alerts it causes."""
         outcome = self.conclude(exc, result, has_result)
         if self._started_at is None:
-            if self._owner.policy is not None and (_local or outcome == "error" or outcome == "degraded"):
+            if self._owner.policy is not None and (_effects._local or outcome == "error" or outcome == "degraded"):
                 self._after(self.finish_record(), None)
             return
         fin = self.finish_record()
@@ -294,14 +263,14 @@ class ObservedRun:
         try:
             transition = _heartbeat.drive(self._store(), _heartbeat.finish_flow(self._owner.spec, fin))
         except Exception as error:
-            _store_failed(self.name, "record the end of", error)
+            _effects.store_failed(self.name, "record the end of", error)
         self._after(fin, transition)
 
     async def afinish(self, exc: BaseException | None, result: Any, has_result: bool) -> None:
         """`conclude`, then record the heartbeat (async store) and send the alerts it causes."""
         outcome = self.conclude(exc, result, has_result)
         if self._started_at is None:
-            if self._owner.policy is not None and (_local or outcome == "error" or outcome == "degraded"):
+            if self._owner.policy is not None and (_effects._local or outcome == "error" or outcome == "degraded"):
                 self._after(self.finish_record(), None)
             return
         fin = self.finish_record()
@@ -309,8 +278,14 @@ class ObservedRun:
         try:
             transition = await _heartbeat.adrive(self._store(), _heartbeat.finish_flow(self._owner.spec, fin))
         except Exception as error:
-            _store_failed(self.name, "record the end of", error)
+            _effects.store_failed(self.name, "record the end of", error)
         self._after(fin, transition)
+
+    def _after(self, fin: Finish, transition: Transition | None) -> None:
+        _effects.after(self._owner, fin, transition)
+
+    def _alert(self, kind: str, text: str, details: dict[str, Any]) -> None:
+        _effects.alert(self._owner, kind, text, details)
 
     def _touch(self) -> None:
         """The lock inside was renewed: mark the run alive (at most once a second)."""
@@ -324,87 +299,6 @@ class ObservedRun:
             flow = _heartbeat.touch_flow(self._owner.spec, self._record, self._version)
             self._version = _heartbeat.drive(self._store(), flow)
         except Exception as exc:
-            _store_failed(self.name, "renew the heartbeat of", exc)
+            _effects.store_failed(self.name, "renew the heartbeat of", exc)
 
     # -- alerts ------------------------------------------------------------------------
-
-    def _after(self, fin: Finish, transition: Transition | None) -> None:
-        if self._owner.policy is None:
-            return
-        if transition is None:
-            if fin.outcome in ("ok", "skipped") and not _local:
-                return
-            transition = _local_transition(self._owner.spec, fin)
-        if transition is None:
-            return
-        details = {
-            "error": fin.error,
-            "error_type": fin.error_type,
-            "error_kind": fin.kind,
-            "reason": fin.reason,
-            "run_id": fin.run_id or None,
-            "duration": round(fin.duration, 6),
-        }
-        for kind in transition.fire:
-            self._alert(kind, _MESSAGES[kind].format(error=fin.error, reason=fin.reason), details)
-        if transition.recovered:
-            text = f"is healthy again (recovered from: {', '.join(transition.recovered)})"
-            self._alert("recovered", text, {"recovered": list(transition.recovered)}, transition.recovered)
-
-    def _alert(self, kind: str, text: str, details: dict[str, Any], recovered: tuple[str, ...] = ()) -> None:
-        policy = self._owner.policy
-        if policy is None:
-            return
-        alert = _alerting.Alert.make(kind, self.name, f"{self.name} {text}", **details)
-        _alerting.fire(
-            alert, sinks=policy.sinks, throttle=policy.throttle_seconds, store=self._owner.store, recovered=recovered
-        )
-
-
-def _store_of(owner: Any) -> Any:
-    from ._config import resolve_store
-
-    return resolve_store(owner.store)
-
-
-def _new_record(owner: Any) -> dict[str, Any]:
-    spec = owner.spec
-    return {
-        "run_id": os.urandom(8).hex(),
-        "name": owner.name,
-        "host": _HOST,
-        "pid": os.getpid(),
-        "max_age": spec.max_age,
-        "max_runtime": spec.max_runtime,
-    }
-
-
-def _store_failed(name: str, what: str, exc: Exception) -> None:
-    _telemetry.emit(
-        "observed",
-        "heartbeat_failed",
-        f"could not {what} {name!r} in the store: {exc}; the call itself goes on",
-        level=logging.WARNING,
-        attributes={"reliable.operation": name, "error.type": error_type(exc)},
-    )
-
-
-_MESSAGES = {
-    "failure": "failed: {error}",
-    "quota_exhausted": "failed: a quota or credit limit is exhausted ({error}); retries cannot help until it is raised",
-    "degraded": "ran but its output failed the expect= check: {reason}",
-}
-
-
-def _local_transition(spec: _heartbeat.Spec, fin: Finish) -> Transition | None:
-    """`apply_finish` on the in-process state of an operation without heartbeats."""
-    with _local_lock:
-        summary = _local.get(spec.name)
-        if summary is None and fin.outcome in ("ok", "skipped"):
-            return None
-        updated, transition = _heartbeat.apply_finish(summary, fin, spec)
-        if updated["open_alerts"] or updated["failing"] or updated["consecutive_failures"]:
-            _local[spec.name] = updated
-        else:
-            _local.pop(spec.name, None)
-    return transition
