@@ -6,119 +6,27 @@ import contextvars
 import functools
 import inspect
 import json
-import logging
-import secrets
-import threading
-from collections.abc import Callable, Coroutine, Hashable
+from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import Any, Generic, Literal, TypeVar, overload
 
 from typing_extensions import Never, ParamSpec
 
 from . import _config as _configuration
-from . import _file_lock, _lock_registry
-from ._config import lock_settings, resolve_store
-from ._errors import AlreadyRunningError, ConfigError
-from ._internal import _clock, _telemetry
+from . import _lock_registry
+from ._errors import ConfigError
+from ._internal import _clock
 from ._internal._durations import Duration
-from ._lease import SKIPPED, Lease, Skipped
-from ._lease_core import (
-    DEFAULT_TTL,
-    Conflict,
-    Settings,
-    conflict_message,
-    next_poll,
-    skip_message,
-    slot_key,
-    validate,
-)
-from ._lock_dir import default_lock_dir, prepare, slot_path
-from ._store_flow import acquire_flow, arun, run
-from ._store_lease import StoreLease
+from ._lease import Lease, Skipped
+from ._lease_core import DEFAULT_TTL, Settings, validate
+from ._lock_conflicts import after_conflict, reentered, report_acquired
+from ._lock_targets import Target, resolve
 
 __all__ = ["SingleInstance", "single_instance"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
 R = TypeVar("R")
-
-
-class _FileTarget:
-    __slots__ = ("lock_dir", "name", "name_json", "paths", "registry_key")
-
-    def __init__(self, settings: Settings, lock_dir: str, name_json: bytes) -> None:
-        self.name = settings.name
-        self.lock_dir = lock_dir
-        self.name_json = name_json
-        self.paths = [slot_path(lock_dir, settings.name, slot) for slot in range(settings.limit)]
-        self.registry_key: Hashable = ("file", lock_dir, settings.name)
-
-    def attempt(self, owner: _lock_registry.Owner, want_expiry: bool) -> Lease | Conflict | None:
-        return _file_lock.try_acquire(self.name, self.name_json, self.paths, self.lock_dir, owner, self.registry_key)
-
-    async def aattempt(self, owner: _lock_registry.Owner, want_expiry: bool) -> Lease | Conflict | None:
-        return self.attempt(owner, want_expiry)  # non-blocking system calls only
-
-
-class _StoreTarget:
-    __slots__ = ("registry_key", "settings", "store")
-
-    def __init__(self, settings: Settings, store: Any) -> None:
-        self.settings = settings
-        self.store = store
-        self.registry_key: Hashable = ("store", id(store), settings.name)
-
-    def _flow(self, owner: _lock_registry.Owner, owner_id: str, want_expiry: bool) -> Any:
-        s = self.settings
-        return acquire_flow(
-            name=s.name,
-            limit=s.limit,
-            ttl=s.ttl,
-            owner=owner,
-            owner_id=owner_id,
-            host=_file_lock.host_name(),
-            since=_clock.current().time(),
-            registry_key=self.registry_key,
-            want_expiry=want_expiry,
-        )
-
-    def _lease(self, won: Any, owner_id: str, started: float) -> Lease | Conflict | None:
-        if won is None or isinstance(won, Conflict):
-            return won
-        slot, version, value, token = won
-        s = self.settings
-        return StoreLease(
-            self.store,
-            owner_id,
-            value,
-            version,
-            s.ttl,
-            started,
-            s.name,
-            token,
-            slot,
-            value["pid"],
-            value["host"],
-            value["since"],
-            slot_key(s.name, slot),
-            self.registry_key,
-        )
-
-    def attempt(self, owner: _lock_registry.Owner, want_expiry: bool) -> Lease | Conflict | None:
-        owner_id = secrets.token_hex(8)
-        started = _clock.current().monotonic()
-        lease = self._lease(run(self._flow(owner, owner_id, want_expiry), self.store), owner_id, started)
-        if isinstance(lease, StoreLease):
-            lease.start_renewer()
-        return lease
-
-    async def aattempt(self, owner: _lock_registry.Owner, want_expiry: bool) -> Lease | Conflict | None:
-        owner_id = secrets.token_hex(8)
-        started = _clock.current().monotonic()
-        lease = self._lease(await arun(self._flow(owner, owner_id, want_expiry), self.store), owner_id, started)
-        if isinstance(lease, StoreLease):
-            lease.start_arenewer()
-        return lease
 
 
 class SingleInstance(Generic[R]):
@@ -134,7 +42,7 @@ class SingleInstance(Generic[R]):
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._cached: tuple[object, _FileTarget | _StoreTarget] | None = None
+        self._cached: tuple[object, Target] | None = None
         self._name_json = json.dumps(settings.name, ensure_ascii=False).encode()
         self._leases: contextvars.ContextVar[tuple[object, ...]] = contextvars.ContextVar(
             f"reliable_single_instance:{settings.name}", default=()
@@ -146,7 +54,7 @@ class SingleInstance(Generic[R]):
 
     # -- backend choice ------------------------------------------------------------------
 
-    def _target(self) -> _FileTarget | _StoreTarget:
+    def _target(self) -> Target:
         """The backend to use, resolved again only after `reliable.configure` changed something.
 
         The default lock directory is read from the environment at the first use.
@@ -155,92 +63,9 @@ class SingleInstance(Generic[R]):
         cached = self._cached
         if cached is not None and cached[0] is config:
             return cached[1]
-        s = self.settings
-        lock_dir, locks, network_fs = lock_settings()
-        target: _FileTarget | _StoreTarget
-        if s.store is not None or locks == "store":
-            target = _StoreTarget(s, resolve_store(s.store))
-        else:
-            directory = prepare(s.lock_dir or lock_dir or default_lock_dir(), network_fs=network_fs)
-            target = _FileTarget(s, directory, self._name_json)
+        target = resolve(self.settings, self._name_json)
         self._cached = (config, target)
         return target
-
-    def _reentered(self, owner: _lock_registry.Owner) -> AlreadyRunningError:
-        who = "task" if owner[1] is not None else "thread"
-        msg = (
-            f"{self.settings.name!r} is already held by this same {who}; single_instance is not "
-            "re-entrant: do not nest it, or give the inner use another name"
-        )
-        return AlreadyRunningError(msg, name=self.settings.name, reentrant=True)
-
-    def _conflict(self, conflict: Conflict, elapsed: float, attempt: int, *, blocking: bool) -> float | Skipped:
-        """After a failed try: skip (report it), raise, or return how long to wait before the next try."""
-        s = self.settings
-        if s.on_conflict == "skip":
-            _telemetry.emit(
-                "single_instance",
-                "skipped",
-                skip_message(s.name, conflict.holders, limit=s.limit),
-                level=logging.INFO,
-                attributes=_holder_attributes(s.name, conflict),
-            )
-            return SKIPPED
-        waited = elapsed if attempt else None
-        if s.on_conflict == "wait":
-            if blocking and conflict.in_process and self._holder_on_this_thread(conflict):
-                msg = (
-                    f"{s.name!r} is held by another asyncio task on this thread; waiting here would block its "
-                    "event loop for ever: use 'async with' (or an async function) to wait for it"
-                )
-                raise AlreadyRunningError(msg, name=s.name)
-            remaining = None if s.timeout is None else s.timeout - elapsed
-            delay = next_poll(attempt, remaining=remaining, expires_in=conflict.expires_in)
-            if delay is not None:
-                return delay
-            self._report_wait(elapsed, acquired=False)
-        raise AlreadyRunningError(
-            conflict_message(s.name, conflict.holders, limit=s.limit, waited=waited),
-            name=s.name,
-            holders=[h.as_dict() for h in conflict.holders],
-        )
-
-    def _holder_on_this_thread(self, conflict: Conflict) -> bool:
-        key = self._target().registry_key
-        me = threading.get_ident()
-        return any(thread == me and task is not None for thread, task in _lock_registry.holders(key).values())
-
-    def _report_wait(self, elapsed: float, *, acquired: bool) -> None:
-        s = self.settings
-        outcome = "acquired" if acquired else "gave up on"
-        _telemetry.emit(
-            "single_instance",
-            "waited",
-            f"waited {elapsed:.3f}s and {outcome} lock {s.name!r}",
-            level=logging.INFO,
-            attributes={
-                "reliable.operation": s.name,
-                "reliable.lock.waited_s": elapsed,
-                "reliable.lock.acquired": acquired,
-            },
-        )
-
-    def _acquired(self, lease: Lease, elapsed: float, attempt: int) -> Lease:
-        if attempt:
-            self._report_wait(elapsed, acquired=True)
-        _telemetry.emit(
-            "single_instance",
-            "acquired",
-            f"acquired lock {lease.name!r} (token {lease.token})",
-            level=logging.DEBUG,
-            attributes={
-                "reliable.operation": lease.name,
-                "reliable.lock.token": lease.token,
-                "reliable.lock.slot": lease.slot,
-                "reliable.lock.backend": lease.backend,
-            },
-        )
-        return lease
 
     # -- drivers -------------------------------------------------------------------------
 
@@ -259,20 +84,22 @@ class SingleInstance(Generic[R]):
         want_expiry = self.settings.on_conflict == "wait"
         result = target.attempt(owner, want_expiry)
         if isinstance(result, Lease):
-            return self._acquired(result, 0.0, 0)
+            return report_acquired(self.settings, result, 0.0, 0)
         return self._acquire_after_conflict(target, owner, want_expiry, result)
 
     def _acquire_after_conflict(
-        self, target: _FileTarget | _StoreTarget, owner: _lock_registry.Owner, want_expiry: bool, result: Any
+        self, target: Target, owner: _lock_registry.Owner, want_expiry: bool, result: Any
     ) -> Lease | R:
         clock = _clock.current()
         elapsed, attempt = 0.0, 0
         while True:
             if isinstance(result, Lease):
-                return self._acquired(result, elapsed, attempt)
+                return report_acquired(self.settings, result, elapsed, attempt)
             if result is None:
-                raise self._reentered(owner)
-            step = self._conflict(result, elapsed, attempt, blocking=True)
+                raise reentered(self.settings, owner)
+            step = after_conflict(
+                self.settings, result, elapsed, attempt, blocking=True, registry_key=target.registry_key
+            )
             if isinstance(step, Skipped):
                 return step  # type: ignore[return-value]  # R is Skipped whenever skipping is possible
             before = clock.monotonic()
@@ -295,10 +122,12 @@ class SingleInstance(Generic[R]):
         while True:
             result = await target.aattempt(owner, want_expiry)
             if isinstance(result, Lease):
-                return self._acquired(result, elapsed, attempt)
+                return report_acquired(self.settings, result, elapsed, attempt)
             if result is None:
-                raise self._reentered(owner)
-            step = self._conflict(result, elapsed, attempt, blocking=False)
+                raise reentered(self.settings, owner)
+            step = after_conflict(
+                self.settings, result, elapsed, attempt, blocking=False, registry_key=target.registry_key
+            )
             if isinstance(step, Skipped):
                 return step  # type: ignore[return-value]  # R is Skipped whenever skipping is possible
             before = clock.monotonic()
@@ -404,21 +233,6 @@ class SingleInstance(Generic[R]):
                 lease.release()
 
         return run_once
-
-
-def _holder_attributes(name: str, conflict: Conflict) -> dict[str, Any]:
-    attributes: dict[str, Any] = {"reliable.operation": name, "reliable.lock.holders": len(conflict.holders)}
-    if conflict.holders:
-        first = conflict.holders[0]
-        attributes.update(
-            {
-                "reliable.lock.holder.pid": first.pid,
-                "reliable.lock.holder.host": first.host,
-                "reliable.lock.holder.since": first.since,
-                "reliable.lock.token": first.token,
-            }
-        )
-    return attributes
 
 
 @overload
