@@ -432,3 +432,25 @@ def test_calls_counted_across_threads_that_ended(name: str) -> None:
         thread.join()
 
     assert 200 == _metrics.call_counts()[(name, "ok")]
+
+
+def test_long_duration_queue_is_recorded_in_the_background(
+    otel: Otel, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past MAX_PENDING queued durations, a background thread records them; the caller only appends."""
+    import time
+
+    monkeypatch.setattr(_metrics, "MAX_PENDING", 5)
+    job = reliable.observed(name)(lambda: None)
+    for _ in range(12):
+        job()
+    pending = _metrics._instruments_for(otel.meter_provider).pending
+    for _ in range(200):
+        if len(pending) < 5:
+            break
+        time.sleep(0.01)
+    left = len(pending)
+
+    (point,) = otel.points("reliable.duration", name)
+    assert left < 5
+    assert 12 == point.count

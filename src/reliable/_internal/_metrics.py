@@ -8,7 +8,8 @@ these machines, so the hot path does neither:
 - ``reliable.duration`` is a real histogram (seconds), but a call only appends its
   duration to a queue; the queue is recorded into the histogram when a reader collects
   (inside the ``reliable.calls`` callback, so the values land in that same collection),
-  or by the caller once it holds `MAX_PENDING` values. With a periodic reader the cost
+  or by a background thread once it holds `MAX_PENDING` values (at most `MAX_QUEUED` are
+  kept: beyond that, the oldest are dropped and counted). With a periodic reader the cost
   of recording therefore moves to the exporter's thread. Durations are queued only while
   a real meter provider is set, so without an SDK nothing is kept. (Recorded outside the
   call, the values carry no trace-based exemplars.)
@@ -20,6 +21,7 @@ them to an SDK provider set later), and once per provider installed with
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import weakref
 from collections import deque
@@ -35,7 +37,9 @@ from . import _otel
 __all__ = ["MAX_PENDING", "call_counts", "count_event", "event_counts", "record_call"]
 
 MAX_PENDING = 10_000
-"""Queued durations after which the caller records them itself instead of waiting for a collection."""
+"""Queued durations after which a background thread records them instead of waiting for a collection."""
+MAX_QUEUED = 100_000
+"""Queued durations kept at most; older ones are dropped (and counted in `dropped`) if nobody keeps up."""
 
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 """Histogram bucket boundaries advised to the SDK, in seconds: from an API call to an hour-long job."""
@@ -49,10 +53,10 @@ _retired: dict[tuple[str, str], int] = {}
 _per_thread = threading.local()
 
 
-@dataclass
+@dataclass(eq=False)
 class _Instruments:
     duration: Any = None
-    pending: deque[tuple[float, str, str, str]] = field(default_factory=deque)
+    pending: deque[tuple[float, str, str, str]] = field(default_factory=lambda: deque(maxlen=MAX_QUEUED))
     keep: list[Any] = field(default_factory=list)
 
 
@@ -86,9 +90,10 @@ def record_call(operation: str, outcome: str, duration: float, error_type: str) 
             _ensure_global()
         return
     instruments = _instruments_for(provider)
-    instruments.pending.append((duration, operation, outcome, error_type))
-    if len(instruments.pending) > MAX_PENDING:
-        _flush(instruments)
+    pending = instruments.pending
+    if len(pending) >= MAX_PENDING:
+        _overflow(instruments)
+    pending.append((duration, operation, outcome, error_type))
 
 
 def event_counts() -> dict[tuple[str, str], int]:
@@ -143,6 +148,37 @@ def _observe_calls(instruments: _Instruments) -> Callable[[Any], Iterator[metric
             yield metrics.Observation(count, {"reliable.operation": operation, "reliable.outcome": outcome})
 
     return observe
+
+
+_flusher: list[threading.Thread] = []
+_wanted: list[_Instruments] = []
+_wake = threading.Event()
+dropped = [0]
+"""Durations dropped because the queue was full (more than `MAX_QUEUED`)."""
+
+
+def _overflow(instruments: _Instruments) -> None:
+    """The queue is long: count what a full queue is about to drop, and wake the flusher thread."""
+    if len(instruments.pending) >= MAX_QUEUED:
+        dropped[0] += 1
+    if instruments not in _wanted:
+        _wanted.append(instruments)
+    if not _flusher or not _flusher[0].is_alive():
+        with _lock:
+            if not _flusher or not _flusher[0].is_alive():
+                thread = threading.Thread(target=_flush_forever, name="reliable-metrics", daemon=True)
+                _flusher[:] = [thread]
+                thread.start()
+    _wake.set()
+
+
+def _flush_forever() -> None:
+    while True:
+        _wake.wait()
+        _wake.clear()
+        for instruments in list(_wanted):
+            with contextlib.suppress(Exception):  # the SDK failed to record: telemetry never raises
+                _flush(instruments)
 
 
 def _flush(instruments: _Instruments) -> None:
