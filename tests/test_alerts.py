@@ -336,3 +336,26 @@ def test_webhook_repr_hides_the_secret_path() -> None:
     assert "Webhook('https://hooks.slack.com/…', slack=True)" == repr(
         alerts.Webhook("https://hooks.slack.com/services/T0/B0/xyz", slack=True)
     )
+
+
+def test_cancelled_call_is_an_error_without_alert(clock: FakeClock, name: str) -> None:
+    """A call stopped by asyncio cancellation is recorded as an error of kind 'cancelled' and sends no alert."""
+    import asyncio
+
+    seen: list[alerts.Alert] = []
+    observed = reliable.observed(name, alert=[seen.append])
+
+    async def main() -> None:
+        async def job() -> None:
+            await asyncio.Event().wait()
+
+        task = asyncio.ensure_future(observed(job)())
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    with configured(store="memory://"):
+        asyncio.run(main())
+
+    assert [] == delivered(seen)

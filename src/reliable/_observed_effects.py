@@ -28,7 +28,8 @@ def error_type(exc: BaseException) -> str:
 
 
 def error_kind(exc: BaseException) -> str | None:
-    """`reliable.classify(exc).kind`, or None if the classifier is missing or fails."""
+    """`reliable.classify(exc).kind`, ``"cancelled"`` for a `BaseException` that is not an `Exception`,
+    or None if the classifier is missing or fails."""
     if not _classify:
         try:
             from ._classify import classify
@@ -36,8 +37,10 @@ def error_kind(exc: BaseException) -> str | None:
             _classify.append(None)
         else:
             _classify.append(classify)
+    if not isinstance(exc, Exception):
+        return "cancelled"  # KeyboardInterrupt, asyncio.CancelledError, SystemExit(1): stopped, not broken
     classify_ = _classify[0]
-    if classify_ is None or not isinstance(exc, Exception):
+    if classify_ is None:
         return None
     try:
         return str(classify_(exc).kind)
@@ -47,7 +50,7 @@ def error_kind(exc: BaseException) -> str | None:
 
 def after(owner: Any, fin: Finish, transition: Transition | None) -> None:
     """Send the alerts a finished run causes (from the store summary, or the in-process state)."""
-    if owner.policy is None:
+    if owner.policy is None or fin.kind == "cancelled":  # an interrupted run is recorded, not alerted
         return
     if transition is None:
         if fin.outcome in ("ok", "skipped") and not _local:
