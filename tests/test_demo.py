@@ -119,7 +119,7 @@ def test_demo_ends_with_reliable_status(demo_run: tuple[subprocess.CompletedProc
 
 def _masked(text: str) -> str:
     """The output without durations (the only thing allowed to differ between runs)."""
-    text = re.sub(r"\d+(\.\d+)?s\b", "<t>s", text)
+    text = re.sub(r"\d+(\.\d+)?(e-?\d+)?s\b", "<t>s", text)
     return re.sub(r"\d+[smhd] ago", "<t> ago", text)
 
 
