@@ -157,15 +157,20 @@ class _Renewer:
         self.seq = itertools.count()
         self.thread: threading.Thread | None = None
         self.stopped = 0
+        self.waiting: tuple[object, float] | None = None
+        """The clock and due time the thread is waiting for; None when it waits for work."""
 
     def add(self, lease: Lease) -> None:
-        lease.due = _clock.current().monotonic() + lease.seconds / 3
+        clock = _clock.current()
+        lease.due = clock.monotonic() + lease.seconds / 3
         with self.cond:
             heapq.heappush(self.heap, (lease.due, next(self.seq), lease))
             if self.thread is None:
                 self.thread = threading.Thread(target=self._run, name="reliable-idempotent-leases", daemon=True)
                 self.thread.start()
-            elif self.heap[0][2] is lease:
+                return
+            waiting = self.waiting
+            if waiting is None or waiting[0] is not clock or lease.due < waiting[1]:
                 self.cond.notify()
 
     def forget(self) -> None:
@@ -189,12 +194,16 @@ class _Renewer:
                 while self.heap and not self.heap[0][2].active:
                     heapq.heappop(self.heap)
                 if not self.heap:
+                    self.waiting = None
                     self.cond.wait()
                     continue
                 due = self.heap[0][0]
-                now = _clock.current().monotonic()
+                clock = _clock.current()
+                now = clock.monotonic()
                 if due <= now:
+                    self.waiting = None
                     return heapq.heappop(self.heap)[2]
+                self.waiting = (clock, due)
                 self.cond.wait(_real_wait(due - now))
 
     def reset_after_fork(self) -> None:
@@ -202,6 +211,7 @@ class _Renewer:
         self.heap = []
         self.thread = None
         self.stopped = 0
+        self.waiting = None
 
 
 _renewer = _Renewer()
