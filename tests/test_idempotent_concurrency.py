@@ -245,7 +245,7 @@ def test_busy_key_polls_until_lease_expires_then_takes_over(
     assert ("done k", 1) == (result, holder.runs)
     assert 30 <= clock.time() - start <= 31
     assert all(s <= 1.0 for s in clock.sleeps)
-    assert [0.01, 0.02, 0.04] == clock.sleeps[:3]
+    assert [core.POLL_FIRST, core.POLL_FIRST * 2, core.POLL_FIRST * 4] == clock.sleeps[:3]
     assert ["wait", "takeover"] == [n for n in names(events) if n in ("wait", "takeover", "first_run")]
 
 

@@ -221,14 +221,14 @@ def _rebuild(policy: Policy, call: Call, error: dict[str, Any]) -> BaseException
         return IdempotencyError(msg, key=call.key, operation=policy.operation, error_type=error["type"])
 
 
-POLL_FIRST = 0.01
+POLL_FIRST = 0.002
 POLL_MAX = 1.0
 
 
 def poll_delay(attempt: int, lease: float) -> float:
     """How long a caller in another process waits before polling a busy key again.
 
-    Doubles from 10 ms, capped at 1 s and at a quarter of the lease, so a takeover after
+    Doubles from 2 ms, capped at 1 s and at a quarter of the lease, so a takeover after
     the lease expires is noticed soon after.
     """
     return min(POLL_FIRST * 2.0 ** min(attempt, 30), POLL_MAX, lease / 4)
