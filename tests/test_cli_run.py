@@ -503,6 +503,28 @@ def test_bad_webhook_url_is_reliables_own_error(isolated: Path, capsys: pytest.C
     assert "is not an http(s) URL" in capsys.readouterr().err
 
 
+def test_unusable_name_is_reliables_own_error(isolated: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A name observed() refuses exits 125 without running the command, the message naming the parameter."""
+    from reliable._cli import main
+
+    ran = isolated / "ran"
+
+    assert 125 == main(["run", "--name", "x" * 300, "--", "touch", str(ran)])
+    assert not ran.exists()
+    assert "name=" in capsys.readouterr().err
+
+
+def test_unreachable_lock_store_is_reliables_own_error(isolated: Path) -> None:
+    """--lock-store with a store that cannot be reached exits 125 without running the command."""
+    from reliable._cli import main
+
+    pytest.importorskip("redis", reason="needs the redis extra to get as far as connecting")
+    ran = isolated / "ran"
+
+    assert 125 == main(["run", "--lock", "--lock-store", "--store", "redis://127.0.0.1:1/0", "--", "touch", str(ran)])
+    assert not ran.exists()
+
+
 def test_retry_waits_are_backoff_with_full_jitter_on_the_library_clock(isolated: Path) -> None:
     """Retries sleep on the library clock: waits drawn in [0, min(wait_max, wait_initial * 2**(n-1))]."""
     from reliable._cli import main

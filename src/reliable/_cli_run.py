@@ -14,7 +14,7 @@ Exit codes (the child's own code whenever the child ran to the end):
 2      the command line of ``reliable run`` is wrong (argparse usage error)
 75     ``--lock-wait`` timed out: another run held the lock (EX_TEMPFAIL)
 124    ``--timeout`` or ``--deadline`` stopped the child (as GNU ``timeout``)
-125    ``reliable`` itself failed: bad config file, store URL or webhook URL
+125    ``reliable`` itself failed: bad config file, store URL, webhook URL or name; lock store down
 126    the command is not executable; 127: it was not found
 128+N  the child died of signal N, or ``reliable run`` was stopped by signal N
 --skip-exit-code (default 0)   ``--lock`` found another run holding the lock
@@ -32,7 +32,7 @@ from typing import Any
 
 from . import _cli_run_attempt as attempt
 from ._cli_config import add_config_arguments, load, logging_to_stderr, tracing
-from ._cli_run_attempt import EXIT_LOCK_TIMEOUT, Settings
+from ._cli_run_attempt import EXIT_INTERNAL, EXIT_LOCK_TIMEOUT, Settings
 from ._errors import ConfigError
 from ._internal._durations import seconds
 
@@ -50,7 +50,6 @@ __all__ = [
 
 RUN_HELP = "run a command as a system: lock, retries, timeout, heartbeat, alerts (reliable run [options] -- CMD)"
 EXIT_USAGE = 2
-EXIT_INTERNAL = 125
 _log = logging.getLogger("reliable.run")
 
 

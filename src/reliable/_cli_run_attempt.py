@@ -19,10 +19,20 @@ from typing import Any
 from ._internal import _clock, _telemetry
 from ._process import EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, EXIT_TIMEOUT, FORWARDED, Completed, run_command
 
-__all__ = ["EXIT_LOCK_TIMEOUT", "CommandFailed", "CommandTimedOut", "Interrupted", "Settings", "execute"]
+__all__ = [
+    "EXIT_INTERNAL",
+    "EXIT_LOCK_TIMEOUT",
+    "CommandFailed",
+    "CommandTimedOut",
+    "Interrupted",
+    "Settings",
+    "execute",
+]
 
 EXIT_LOCK_TIMEOUT = 75
 """``--lock-wait`` ran out: EX_TEMPFAIL of sysexits.h ("try again later")."""
+EXIT_INTERNAL = 125
+"""``reliable`` itself failed (a bad setting, a store it needs is down), as ``timeout`` and ``env`` use 125."""
 NOT_RETRIED_BY_DEFAULT = frozenset({EXIT_TIMEOUT, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND})
 
 
@@ -236,15 +246,15 @@ def _primitives(settings: Settings, runner: _Runner) -> tuple[Any, Any, Any]:
 def execute(settings: Settings) -> int:
     """Run the command under the primitives; log the summary; return the exit code."""
     from . import alerts
-    from ._errors import AlreadyRunningError
+    from ._errors import AlreadyRunningError, ReliableError
     from ._lease import SKIPPED
 
     runner = _Runner(settings)
-    operation, lock, retried = _primitives(settings, runner)
     code, skipped, run = 0, False, None
     clock = _clock.current()
     started = clock.monotonic()
     try:
+        operation, lock, retried = _primitives(settings, runner)
         with _interruptible(), operation as run:
             runner.observed_run = run
             _pass_trace_context()
@@ -262,6 +272,9 @@ def execute(settings: Settings) -> int:
         code = EXIT_LOCK_TIMEOUT
     except Interrupted as exc:
         code = 128 + exc.signum
+    except ReliableError as exc:  # a bad setting, or a store the lock needs is down: reliable's own failure
+        logging.getLogger("reliable.run").error("%s", exc)
+        code = EXIT_INTERNAL
     alerts.flush()  # the alerts this run caused are out (or failed) before the summary line
     _summary(settings, runner, run, code, skipped, clock.monotonic() - started)
     return code
