@@ -72,7 +72,7 @@ class Observed:
                 "it would time only the creation of the generator; use `with observed(...):` around the loop instead"
             )
             raise ConfigError(msg, parameter="function", value=function)
-        attributes = {**self.attributes, "code.function.name": qualified_name(function)}
+        attributes = self.attributes  # only the caller's: the SDK spends ~3 µs on each span attribute
 
         if inspect.iscoroutinefunction(function):
 
@@ -242,7 +242,7 @@ def observed(
         spec=spec,
         heartbeat=bool(heartbeat) or age is not None or runtime is not None,
         policy=_policy(alert),
-        attributes={"reliable.operation": name, **(attributes or {})},
+        attributes=dict(attributes or {}),  # the span's name is the operation: no attribute repeats it
         store=store,
     )
 

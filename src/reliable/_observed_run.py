@@ -107,7 +107,7 @@ class ObservedRun:
             if self.run_id is not None:
                 attributes = {**attributes, "reliable.run_id": self.run_id}
             self._span = span = tracer.start_span(
-                self.name, attributes=attributes, record_exception=False, set_status_on_exception=False
+                self.name, attributes=attributes or None, record_exception=False, set_status_on_exception=False
             )
             self._ctx = otel_context.attach(trace.set_span_in_context(span))
         except Exception:  # telemetry must never break the call
