@@ -52,9 +52,7 @@ def test_ok_call_leaves_span_metrics_and_info_record(
     assert 7 == result
     (span,) = otel.spans(name)
     assert StatusCode.UNSET == span.status.status_code
-    assert {"reliable.outcome": "ok", "team": "data"}.items() <= dict(
-        span.attributes
-    ).items()
+    assert {"reliable.outcome": "ok", "team": "data"}.items() <= dict(span.attributes).items()
     (calls,) = otel.points("reliable.calls", name)
     assert ({"reliable.operation": name, "reliable.outcome": "ok"}, 1) == (dict(calls.attributes), calls.value)
     (duration,) = otel.points("reliable.duration", name)
