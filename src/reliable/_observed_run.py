@@ -34,14 +34,15 @@ class ObservedRun:
     .. versionadded:: 0.1.0
     """
 
+    __slots__ = ("__dict__", "_clock", "_listening", "_owner", "_plain", "_t0", "duration", "outcome")
+    # The attributes every call sets are slots; the rest default to these class attributes.
+
     run_id: str | None = None
-    outcome: str | None = None
     result: Any = None
     has_result = False
     skipped = False
     retries = 0
     reason: str | None = None
-    duration = 0.0
     error: str | None = None
     error_type: str | None = None
     error_kind: str | None = None
@@ -62,6 +63,9 @@ class ObservedRun:
         *heartbeat* is the run record and, if the store recorded it, its start (store time) and version.
         """
         self._owner = owner
+        self._plain = True  # no span, no event heard, not degraded by hand: the fast path of conclude
+        self.outcome: str | None = None
+        self.duration = 0.0
         if heartbeat is not None:
             self._record, self._started_at, self._version = heartbeat
             self.run_id = self._record["run_id"]
@@ -94,6 +98,7 @@ class ObservedRun:
     def degrade(self, reason: str) -> None:
         """Mark this call ``degraded`` (bad or missing output) with *reason*, whatever ``expect=`` says."""
         self.reason = str(reason)
+        self._plain = False
 
     def set_attribute(self, key: str, value: str | bool | int | float) -> None:
         """Add an attribute to the call's span (if a real SDK records it)."""
@@ -116,6 +121,7 @@ class ObservedRun:
 
     def __call__(self, event: _telemetry.Event) -> None:
         """Listener: what the primitives inside this call report."""
+        self._plain = False
         name = event.name
         if name == "reliable.single_instance.skipped":
             self.skipped = True
@@ -130,7 +136,9 @@ class ObservedRun:
         """Decide the outcome, close the span, count, log; return the outcome. Never raises."""
         self.duration = self._clock.monotonic() - self._t0
         outcome = "ok"
-        if exc is not None and not (isinstance(exc, SystemExit) and exc.code in (0, None)):
+        if exc is None and self._plain and (not has_result or self._owner.expect is None):
+            pass  # the common case, decided without looking further
+        elif exc is not None and not (isinstance(exc, SystemExit) and exc.code in (0, None)):
             outcome, self.error_type, self.error_kind = "error", _effects.error_type(exc), _effects.error_kind(exc)
             self.error = f"{type(exc).__name__}: {exc}"[:500]
         elif self.skipped:
