@@ -47,6 +47,15 @@ def store(backend: Backend, tmp_path: Path) -> Iterator[Store]:
 
 
 @pytest.fixture(autouse=True)
+def _isolated_state(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Each test gets its own default store and lock directory, never the developer's or another run's."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "xdg-run"))
+    for name in ("STORE", "LOCK_DIR", "CONFIG", "ALERT_WEBHOOK", "ALERT_SLACK"):
+        monkeypatch.delenv(f"RELIABLE_{name}", raising=False)
+
+
+@pytest.fixture(autouse=True)
 def _no_real_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fail any test that sleeps for real longer than MAX_REAL_SLEEP through the system clock or time.sleep."""
     real_sleep = time.sleep
