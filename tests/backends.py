@@ -13,10 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from reliable.stores.sqlite import SQLiteStore
-
 from reliable.stores import Store
 from reliable.stores.memory import MemoryStore
+from reliable.stores.sqlite import SQLiteStore
 
 REQUIRE_SERVICES = os.environ.get("RELIABLE_REQUIRE_SERVICES") == "1"
 
