@@ -23,6 +23,7 @@ from typing_extensions import ParamSpec
 
 from . import _heartbeat
 from ._errors import ConfigError
+from ._internal import _metrics
 from ._internal._durations import Duration, optional_seconds
 from ._observed_run import ObservedRun
 
@@ -56,6 +57,9 @@ class Observed:
         self.policy = policy
         self.attributes = attributes
         self.store = store
+        self.ok_key = (name, "ok")
+        """The key of this operation's ok calls in the in-process call counts."""
+        _metrics.ensure_registered()
         self._runs: contextvars.ContextVar[tuple[ObservedRun, ...]] = contextvars.ContextVar(
             f"reliable_observed_{name}", default=()
         )

@@ -1,4 +1,4 @@
-"""What an observed run does beyond its own telemetry: heartbeat records' helpers and the alerts it causes."""
+"""What an observed run reports and causes besides its span: the log record, heartbeat helpers, alerts."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ import socket
 import threading
 from typing import Any
 
+from opentelemetry import trace
+
 from . import _alerting, _heartbeat
 from ._heartbeat import Finish, Transition
 from ._internal import _telemetry
 
-__all__ = ["after", "alert", "error_kind", "error_type", "new_record", "store_failed", "store_of"]
+__all__ = ["after", "alert", "error_kind", "error_type", "new_record", "report", "store_failed", "store_of"]
 
 _HOST = socket.gethostname()
 _local: dict[str, dict[str, Any]] = {}
@@ -46,6 +48,37 @@ def error_kind(exc: BaseException) -> str | None:
         return str(classify_(exc).kind)
     except Exception:
         return None
+
+
+def report(run: Any, outcome: str, level: int, exc: BaseException | None) -> None:
+    """Write the end-of-call log record of *run* (and hand it to the telemetry listeners)."""
+    duration = run.duration
+    attributes: dict[str, Any] = {
+        "reliable.operation": run.name,
+        "reliable.outcome": outcome,
+        "reliable.duration": round(duration, 6),
+    }
+    context = (run._span or trace.get_current_span()).get_span_context()
+    if context.is_valid:
+        attributes["trace_id"] = format(context.trace_id, "032x")
+        attributes["span_id"] = format(context.span_id, "016x")
+    if run.run_id is not None:
+        attributes["reliable.run_id"] = run.run_id
+    if run.retries:
+        attributes["reliable.retries"] = run.retries
+    if outcome == "error":
+        kind = run.error_kind
+        attributes.update({"error.type": run.error_type, "error.message": run.error, "reliable.error.kind": kind})
+        message = f"{run.name} failed in {duration:.3f}s: {run.error}" + (f" ({kind})" if kind else "")
+    elif outcome == "degraded":
+        attributes["reliable.reason"] = run.reason
+        message = f"{run.name} degraded in {duration:.3f}s: {run.reason}"
+    elif outcome == "skipped":
+        message = f"{run.name} skipped: another run holds its lock"
+    else:
+        message = f"{run.name} ok in {duration:.3f}s"
+    report_exc = exc if outcome == "error" else None
+    _telemetry.report("observed", "finished", message, level=level, attributes=attributes, exception=report_exc)
 
 
 def after(owner: Any, fin: Finish, transition: Transition | None) -> None:

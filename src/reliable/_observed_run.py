@@ -7,18 +7,24 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.metrics import _internal as _metrics_api
 from opentelemetry.trace import Status, StatusCode
 
 from . import _heartbeat
 from . import _observed_effects as _effects
 from ._heartbeat import Finish, Transition
-from ._internal import _clock, _otel, _telemetry
+from ._internal import _clock, _metrics, _otel, _telemetry
 from ._internal._metrics import record_call as _record_call
+from ._internal._metrics import thread_calls as _thread_calls
 from ._internal._telemetry import _scoped
 from ._internal._telemetry import _state as _telemetry_state
 
 __all__ = ["ObservedRun"]
 
+_trace_api = trace
+_SLOW_TRACE = not _otel._FAST_TRACE
+_SLOW_METER = not _otel._FAST_METER
+"""Whether finding the tracer provider needs the API's getter (an OTEL_PYTHON_TRACER_PROVIDER variable)."""
 _LEVELS = {"ok": logging.INFO, "skipped": logging.INFO, "degraded": logging.WARNING, "error": logging.ERROR}
 _log = logging.getLogger("reliable.observed")
 
@@ -65,14 +71,14 @@ class ObservedRun:
         self._owner = owner
         self._plain = True  # no span, no event heard, not degraded by hand: the fast path of conclude
         self.outcome: str | None = None
-        self.duration = 0.0
         if heartbeat is not None:
             self._record, self._started_at, self._version = heartbeat
             self.run_id = self._record["run_id"]
         self._clock = clock = _clock._current  # what _clock.current() returns, without the call
-        tracer = _otel.tracer()
-        if tracer is not None:
-            self._open_span(tracer, attributes)
+        if _otel._override_tracer_provider is not None or _trace_api._TRACER_PROVIDER is not None or _SLOW_TRACE:
+            tracer = _otel.tracer()  # (without an SDK, the test above is all it costs)
+            if tracer is not None:
+                self._open_span(tracer, attributes)
         current = _scoped.get()
         if current:
             current = tuple(x for x in current if not isinstance(x, ObservedRun))
@@ -115,6 +121,7 @@ class ObservedRun:
                 self.name, attributes=attributes or None, record_exception=False, set_status_on_exception=False
             )
             self._ctx = otel_context.attach(trace.set_span_in_context(span))
+            self._plain = False
         except Exception:  # telemetry must never break the call
             self._span = None
             _log.debug("could not start the span of %r", self.name, exc_info=True)
@@ -134,11 +141,28 @@ class ObservedRun:
 
     def conclude(self, exc: BaseException | None, result: Any, has_result: bool) -> str:
         """Decide the outcome, close the span, count, log; return the outcome. Never raises."""
-        self.duration = self._clock.monotonic() - self._t0
-        outcome = "ok"
+        self.duration = duration = self._clock.monotonic() - self._t0
         if exc is None and self._plain and (not has_result or self._owner.expect is None):
-            pass  # the common case, decided without looking further
-        elif exc is not None and not (isinstance(exc, SystemExit) and exc.code in (0, None)):
+            # The common case (ok, no span, nothing heard inside): the general path below, minus what cannot apply.
+            self.outcome = "ok"
+            try:
+                _scoped.reset(self._listening)
+                if _telemetry_state.listeners or _scoped.get() or _log.isEnabledFor(logging.INFO):
+                    self._report("ok", logging.INFO, None)
+                owner = self._owner
+                counts = _thread_calls()  # what _record_call does, inline: this is the hot path
+                counts[owner.ok_key] = counts.get(owner.ok_key, 0) + 1
+                if (
+                    _otel._override_meter_provider is not None
+                    or _metrics_api._METER_PROVIDER is not None
+                    or _SLOW_METER
+                ):
+                    _metrics.queue_duration(owner.name, "ok", duration, "")  # only if an SDK may be set
+            except Exception:  # telemetry must never break the call
+                _log.debug("telemetry of %r failed", self.name, exc_info=True)
+            return "ok"
+        outcome = "ok"
+        if exc is not None and not (isinstance(exc, SystemExit) and exc.code in (0, None)):
             outcome, self.error_type, self.error_kind = "error", _effects.error_type(exc), _effects.error_kind(exc)
             self.error = f"{type(exc).__name__}: {exc}"[:500]
         elif self.skipped:
@@ -187,33 +211,7 @@ class ObservedRun:
             span.set_status(Status(StatusCode.ERROR, f"degraded: {self.reason}"))
 
     def _report(self, outcome: str, level: int, exc: BaseException | None) -> None:
-        duration = self.duration
-        attributes: dict[str, Any] = {
-            "reliable.operation": self.name,
-            "reliable.outcome": outcome,
-            "reliable.duration": round(duration, 6),
-        }
-        context = (self._span or trace.get_current_span()).get_span_context()
-        if context.is_valid:
-            attributes["trace_id"] = format(context.trace_id, "032x")
-            attributes["span_id"] = format(context.span_id, "016x")
-        if self.run_id is not None:
-            attributes["reliable.run_id"] = self.run_id
-        if self.retries:
-            attributes["reliable.retries"] = self.retries
-        if outcome == "error":
-            kind = self.error_kind
-            attributes.update({"error.type": self.error_type, "error.message": self.error, "reliable.error.kind": kind})
-            message = f"{self.name} failed in {duration:.3f}s: {self.error}" + (f" ({kind})" if kind else "")
-        elif outcome == "degraded":
-            attributes["reliable.reason"] = self.reason
-            message = f"{self.name} degraded in {duration:.3f}s: {self.reason}"
-        elif outcome == "skipped":
-            message = f"{self.name} skipped: another run holds its lock"
-        else:
-            message = f"{self.name} ok in {duration:.3f}s"
-        report_exc = exc if outcome == "error" else None
-        _telemetry.report("observed", "finished", message, level=level, attributes=attributes, exception=report_exc)
+        _effects.report(self, outcome, level, exc)
 
     def finish_record(self) -> Finish:
         """How the run ended, for the heartbeat and the alerts (store time)."""
@@ -263,7 +261,7 @@ class ObservedRun:
         """`conclude`, then record the heartbeat (sync store) and send the alerts it causes."""
         outcome = self.conclude(exc, result, has_result)
         if self._started_at is None:
-            if self._owner.policy is not None and (_effects._local or outcome == "error" or outcome == "degraded"):
+            if (outcome == "error" or outcome == "degraded" or _effects._local) and self._owner.policy is not None:
                 self._after(self.finish_record(), None)
             return
         fin = self.finish_record()
@@ -278,7 +276,7 @@ class ObservedRun:
         """`conclude`, then record the heartbeat (async store) and send the alerts it causes."""
         outcome = self.conclude(exc, result, has_result)
         if self._started_at is None:
-            if self._owner.policy is not None and (_effects._local or outcome == "error" or outcome == "degraded"):
+            if (outcome == "error" or outcome == "degraded" or _effects._local) and self._owner.policy is not None:
                 self._after(self.finish_record(), None)
             return
         fin = self.finish_record()

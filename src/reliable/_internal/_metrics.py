@@ -34,7 +34,16 @@ from opentelemetry.metrics import _internal as _metrics_api
 
 from . import _otel
 
-__all__ = ["MAX_PENDING", "call_counts", "count_event", "event_counts", "record_call"]
+__all__ = [
+    "MAX_PENDING",
+    "call_counts",
+    "count_event",
+    "ensure_registered",
+    "event_counts",
+    "queue_duration",
+    "record_call",
+    "thread_calls",
+]
 
 MAX_PENDING = 10_000
 """Queued durations after which a background thread records them instead of waiting for a collection."""
@@ -61,6 +70,7 @@ class _Instruments:
 
 
 _global: list[_Instruments] = []
+_SLOW_METER = not _otel._FAST_METER
 _by_provider: weakref.WeakKeyDictionary[Any, _Instruments] = weakref.WeakKeyDictionary()
 
 
@@ -81,13 +91,28 @@ def record_call(operation: str, outcome: str, duration: float, error_type: str) 
     except AttributeError:
         counts = _thread_counts()
     counts[key] = counts.get(key, 0) + 1  # only this thread writes this dict: no lock
-    if _otel._override_meter_provider is None and _otel._FAST_METER and _metrics_api._METER_PROVIDER is None:
-        provider = None  # the common case without an SDK, decided without a call
-    else:
-        provider = _otel.meter_provider()
+    if _otel._override_meter_provider is not None or _metrics_api._METER_PROVIDER is not None or _SLOW_METER:
+        queue_duration(operation, outcome, duration, error_type)
+
+
+def thread_calls() -> dict[tuple[str, str], int]:
+    """This thread's table of call counts, to increment in place (only this thread writes it)."""
+    try:
+        counts: dict[tuple[str, str], int] = _per_thread.calls
+    except AttributeError:
+        counts = _thread_counts()
+    return counts
+
+
+def sdk_meter_possible() -> bool:
+    """Cheap: whether a meter provider may be set, so that durations are worth queueing."""
+    return _otel._override_meter_provider is not None or _metrics_api._METER_PROVIDER is not None or _SLOW_METER
+
+
+def queue_duration(operation: str, outcome: str, duration: float, error_type: str) -> None:
+    """Queue one duration for the ``reliable.duration`` histogram, if a real meter provider is set."""
+    provider = _otel.meter_provider()
     if provider is None:
-        if not _global:
-            _ensure_global()
         return
     instruments = _instruments_for(provider)
     pending = instruments.pending
@@ -205,6 +230,12 @@ def _instruments_for(provider: Any) -> _Instruments:
             if made is None:
                 made = _by_provider[provider] = _make(provider.get_meter("reliable", _otel._version()))
     return made
+
+
+def ensure_registered() -> None:
+    """Register the instruments on the API's global proxy meter (once), so an SDK set later exports them."""
+    if not _global:
+        _ensure_global()
 
 
 def _ensure_global() -> _Instruments:
