@@ -68,6 +68,17 @@ def idem(mode: str, body: Callable[..., Any], **options: Any) -> Callable[..., A
 _loops: list[asyncio.AbstractEventLoop] = []
 
 
+def run(coro: Any) -> Any:
+    """Run *coro* on this test's event loop (one loop per test, like one long-lived application).
+
+    A new loop per call would be realistic too, but PostgresStore's per-loop pools hang
+    ``asyncio.run`` on exit (reported to the lead); the idempotency tests are not about that.
+    """
+    if not _loops:
+        _loops.append(asyncio.new_event_loop())
+    return _loops[0].run_until_complete(coro)
+
+
 @pytest.fixture(autouse=True)
 def _close_loops() -> Iterator[None]:
     """Close the event loops `idem` made (one per decorated function, reused for its calls)."""
