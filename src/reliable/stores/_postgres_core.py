@@ -2,8 +2,8 @@
 
 Every operation is one statement (one round trip in autocommit mode): a write is an
 ``INSERT … ON CONFLICT`` or ``UPDATE … WHERE version = …`` with ``RETURNING``, wrapped in
-CTEs that read the server's ``clock_timestamp()`` (plus the client's clock skew, 0 unless a
-test moved a fake clock) and delete up to 16 expired rows, so nothing needs a daemon.
+CTEs that read the server's ``clock_timestamp()`` (or take a test clock's time, see
+`reliable.stores._server.test_time`) and delete up to 16 expired rows, so nothing needs a daemon.
 Versions come from one sequence, so they only grow and are never reused.
 """
 
@@ -27,7 +27,9 @@ DEFAULT_TABLE = "reliable_store"
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,47}")
 
 _DDL = """\
-CREATE SCHEMA IF NOT EXISTS "{schema}";
+DO $$ BEGIN  -- CREATE SCHEMA IF NOT EXISTS would need CREATE on the database even when it exists
+  IF NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = '{schema}') THEN CREATE SCHEMA "{schema}"; END IF;
+END $$;
 
 CREATE TABLE IF NOT EXISTS "{schema}"."{table}" (
     key        bytea PRIMARY KEY,      -- UTF-8 of the key, so ORDER BY key is code-point order
@@ -51,7 +53,7 @@ INSERT INTO "{schema}"."{table}_meta" (name, value) VALUES ('schema_version', '{
     ON CONFLICT (name) DO NOTHING;
 """
 
-_NOW = "date_part('epoch', clock_timestamp()) + %(skew)s::float8"
+_NOW = "coalesce(%(now)s::float8, date_part('epoch', clock_timestamp()))"
 _HEAD = f"WITH n AS (SELECT {_NOW} AS t)"
 _PURGE = """, purge AS (
   DELETE FROM {t} WHERE key IN (
@@ -166,44 +168,44 @@ class Statements:
         self.ddl = ddl(schema, table)
         self.lock_name = f"reliable:{schema}"  # one lock per schema: CREATE SCHEMA IF NOT EXISTS races too
 
-    def now(self, skew: float) -> Query:
-        return Query("now", None, self.sql["now"], {"skew": skew}, lambda rows, _: float(rows[0][0]))
+    def now(self, now: float | None) -> Query:
+        return Query("now", None, self.sql["now"], {"now": now}, lambda rows, _: float(rows[0][0]))
 
-    def get(self, key: str, skew: float) -> Query:
+    def get(self, key: str, now: float | None) -> Query:
         raw = encode_key(check_key(key))
         parse = _one(lambda row: _record(key, row))
-        return Query("get", key, self.sql["get"], {"key": raw, "skew": skew}, parse)
+        return Query("get", key, self.sql["get"], {"key": raw, "now": now}, parse)
 
-    def put_if_absent(self, key: str, value: Value, ttl: float | None, skew: float) -> Query:
-        params = _write_params(key, value, ttl, skew)
+    def put_if_absent(self, key: str, value: Value, ttl: float | None, now: float | None) -> Query:
+        params = _write_params(key, value, ttl, now)
         return Query("put_if_absent", key, self.sql["put_if_absent"], params, _claimed(key))
 
-    def compare_and_set(self, key: str, value: Value, version: int, ttl: float | None, skew: float) -> Query:
-        params = {**_write_params(key, value, ttl, skew), "version": _version(version)}
+    def compare_and_set(self, key: str, value: Value, version: int, ttl: float | None, now: float | None) -> Query:
+        params = {**_write_params(key, value, ttl, now), "version": _version(version)}
         parse = _one(_written(key, params))
         return Query("compare_and_set", key, self.sql["compare_and_set"], params, parse)
 
-    def set(self, key: str, value: Value, ttl: float | None, skew: float) -> Query:
-        params = _write_params(key, value, ttl, skew)
+    def set(self, key: str, value: Value, ttl: float | None, now: float | None) -> Query:
+        params = _write_params(key, value, ttl, now)
         return Query("set", key, self.sql["set"], params, _one(_written(key, params)))
 
-    def delete(self, key: str, version: int | None, skew: float) -> Query:
-        params = {"key": encode_key(check_key(key)), "skew": skew}
+    def delete(self, key: str, version: int | None, now: float | None) -> Query:
+        params = {"key": encode_key(check_key(key)), "now": now}
         params["version"] = None if version is None else _version(version)
         return Query("delete", key, self.sql["delete"], params, lambda _, count: count > 0)
 
-    def incr(self, key: str, amount: int, ttl: float | None, skew: float) -> Query:
+    def incr(self, key: str, amount: int, ttl: float | None, now: float | None) -> Query:
         params = {"key": encode_key(check_key(key)), "amount": check_amount(amount), "ttl": check_ttl(ttl)}
-        params["skew"] = skew
+        params["now"] = now
         return Query("incr", key, self.sql["incr"], params, lambda rows, _: int(rows[0][0]))
 
-    def scan(self, prefix: str, limit: int | None, skew: float) -> Query | None:
+    def scan(self, prefix: str, limit: int | None, now: float | None) -> Query | None:
         """The scan query, or None when *limit* asks for nothing."""
         if check_limit(limit) == 0:
             return None
         low = encode_key(check_prefix(prefix))
         high = prefix_end(low)
-        params: dict[str, Any] = {"low": low, "limit": limit, "skew": skew}
+        params: dict[str, Any] = {"low": low, "limit": limit, "now": now}
         if high is not None:
             params["high"] = high
         sql = self.sql["scan" if high is None else "scan_bounded"]
@@ -220,10 +222,10 @@ def _fill(text: str, names: dict[str, str]) -> str:
     return text
 
 
-def _write_params(key: str, value: Value, ttl: float | None, skew: float) -> dict[str, Any]:
+def _write_params(key: str, value: Value, ttl: float | None, now: float | None) -> dict[str, Any]:
     raw = encode_key(check_key(key))
     is_json, payload = encode(value)
-    return {"key": raw, "value": payload, "is_json": is_json, "ttl": check_ttl(ttl), "skew": skew}
+    return {"key": raw, "value": payload, "is_json": is_json, "ttl": check_ttl(ttl), "now": now}
 
 
 def _version(version: int) -> int:

@@ -8,7 +8,7 @@ Layout under a prefix ``P`` (default ``reliable:``)::
     P k:<key>   hash    d = payload, j = "1" if JSON, v = version, e = expiry (µs, store time)
 
 Every operation is one script run (EVALSHA, one round trip). A script reads the server's
-``TIME``, adds the client's clock skew (0 unless a test moved a fake clock), treats records
+``TIME`` (or takes a test clock's time, see `reliable.stores._server.test_time`), treats records
 past ``e`` as absent, and deletes up to 16 expired records on each write, so nothing needs a
 daemon. Redis's own PEXPIRE on each hash is only the backstop.
 """
@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from .._errors import StoreError
+from .._internal import _clock
 from ._codec import check_amount, check_key, check_limit, check_prefix, check_ttl, decode, encode
 from ._protocol import Record, Value
 from ._server import decode_key, encode_key, prefix_end
@@ -28,8 +29,11 @@ from ._server import decode_key, encode_key, prefix_end
 _PRELUDE = """
 local V, I, X, K = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local HP = ARGV[2]
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2]) + tonumber(ARGV[1])
+local now = tonumber(ARGV[1])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
 local function fmt(n) return string.format('%.0f', n) end
 local function live(k)
   local r = redis.call('HMGET', k, 'd', 'j', 'v', 'e')
@@ -213,20 +217,29 @@ class Layout:
             keys.append(self.record_prefix + member)
         return keys
 
-    def _head(self, skew: float, member: bytes, ttl: float | None) -> list[Arg]:
-        return [_micros(skew), self.record_prefix, member, "" if ttl is None else repr(ttl * 1e6), _grace(skew)]
+    def _head(self, now: float | None, member: bytes, ttl: float | None) -> list[Arg]:
+        return [
+            _micros(now),
+            self.record_prefix,
+            member,
+            "" if ttl is None else repr(ttl * 1e6),
+            _grace(now),
+        ]
 
-    def now(self, skew: float) -> Call:
-        return Call("now", None, None, [], [], lambda reply: int(reply[0]) + int(reply[1]) / 1e6 + skew)
+    def now(self, now: float | None) -> Call:
+        def parse(reply: Any) -> float:
+            return now if now is not None else int(reply[0]) + int(reply[1]) / 1e6
 
-    def get(self, key: str, skew: float) -> Call:
+        return Call("now", None, None, [], [], parse)
+
+    def get(self, key: str, now: float | None) -> Call:
         member = encode_key(check_key(key))
-        return Call("get", key, "get", self._keys(member), [_micros(skew), self.record_prefix, member], _optional(key))
+        return Call("get", key, "get", self._keys(member), [_micros(now), self.record_prefix, member], _optional(key))
 
-    def put_if_absent(self, key: str, value: Value, ttl: float | None, skew: float) -> Call:
+    def put_if_absent(self, key: str, value: Value, ttl: float | None, now: float | None) -> Call:
         member = encode_key(check_key(key))
         is_json, payload = encode(value)
-        args = [*self._head(skew, member, check_ttl(ttl)), _flag(is_json), payload]
+        args = [*self._head(now, member, check_ttl(ttl)), _flag(is_json), payload]
 
         def parse(reply: Any) -> tuple[Record, bool]:
             if int(reply[0]):
@@ -235,30 +248,30 @@ class Layout:
 
         return Call("put_if_absent", key, "put_if_absent", self._keys(member), args, parse)
 
-    def compare_and_set(self, key: str, value: Value, version: int, ttl: float | None, skew: float) -> Call:
+    def compare_and_set(self, key: str, value: Value, version: int, ttl: float | None, now: float | None) -> Call:
         member = encode_key(check_key(key))
         is_json, payload = encode(value)
-        args = [*self._head(skew, member, check_ttl(ttl)), _flag(is_json), payload, str(_version(version))]
+        args = [*self._head(now, member, check_ttl(ttl)), _flag(is_json), payload, str(_version(version))]
         parse = _written(key, is_json, payload)
         return Call("compare_and_set", key, "compare_and_set", self._keys(member), args, parse)
 
-    def set(self, key: str, value: Value, ttl: float | None, skew: float) -> Call:
+    def set(self, key: str, value: Value, ttl: float | None, now: float | None) -> Call:
         member = encode_key(check_key(key))
         is_json, payload = encode(value)
-        args = [*self._head(skew, member, check_ttl(ttl)), _flag(is_json), payload]
+        args = [*self._head(now, member, check_ttl(ttl)), _flag(is_json), payload]
         return Call("set", key, "set", self._keys(member), args, _written(key, is_json, payload))
 
-    def delete(self, key: str, version: int | None, skew: float) -> Call:
+    def delete(self, key: str, version: int | None, now: float | None) -> Call:
         member = encode_key(check_key(key))
-        args = [*self._head(skew, member, None), "" if version is None else str(_version(version))]
+        args = [*self._head(now, member, None), "" if version is None else str(_version(version))]
         return Call("delete", key, "delete", self._keys(member), args, lambda reply: bool(int(reply)))
 
-    def incr(self, key: str, amount: int, ttl: float | None, skew: float) -> Call:
+    def incr(self, key: str, amount: int, ttl: float | None, now: float | None) -> Call:
         member = encode_key(check_key(key))
-        args = [*self._head(skew, member, check_ttl(ttl)), str(check_amount(amount))]
+        args = [*self._head(now, member, check_ttl(ttl)), str(check_amount(amount))]
         return Call("incr", key, "incr", self._keys(member), args, int)
 
-    def scan(self, prefix: str, limit: int | None, skew: float) -> Call | None:
+    def scan(self, prefix: str, limit: int | None, now: float | None) -> Call | None:
         """The scan request, or None when *limit* asks for nothing."""
         if check_limit(limit) == 0:
             return None
@@ -266,7 +279,7 @@ class Layout:
         high = prefix_end(low)
         lo: Arg = b"[" + low if low else "-"
         hi: Arg = "+" if high is None else b"(" + high
-        args: list[Arg] = [_micros(skew), self.record_prefix, lo, hi, str(-1 if limit is None else limit)]
+        args: list[Arg] = [_micros(now), self.record_prefix, lo, hi, str(-1 if limit is None else limit)]
 
         def parse(reply: Any) -> list[Record]:
             return [_record(decode_key(reply[i]), reply[i + 1 : i + 5]) for i in range(0, len(reply), 5)]
@@ -274,17 +287,19 @@ class Layout:
         return Call("scan", None, "scan", self._keys(None), args, parse)
 
 
-def _micros(skew: float) -> str:
-    return str(round(skew * 1e6))
+def _micros(now: float | None) -> str:
+    return "" if now is None else str(round(now * 1e6))
 
 
-def _grace(skew: float) -> str:
-    """Milliseconds Redis keeps a hash past its TTL: logical expiry always comes first.
+def _grace(now: float | None) -> str:
+    """Milliseconds Redis keeps a hash past its TTL: the store's own expiry always comes first.
 
-    With a fake clock (skew != 0) real time and store time drift apart, so the backstop
-    waits a day more than the skew; the purge on writes still removes the record in time.
+    Under a test clock real time and store time drift apart, so the backstop waits a day
+    more than the clock's skew; the purge on writes still removes the record in store time.
     """
-    return "1000" if skew == 0 else str(86_400_000 + math.ceil(abs(skew) * 1000))
+    if now is None:
+        return "1000"
+    return str(86_400_000 + math.ceil(abs(now - _clock.SYSTEM.time()) * 1000))
 
 
 def _flag(is_json: bool) -> bytes:

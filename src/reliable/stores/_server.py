@@ -45,9 +45,18 @@ def prefix_end(prefix: bytes) -> bytes | None:
     return trimmed[:-1] + bytes([trimmed[-1] + 1])
 
 
-def skew_of(clock: _clock.Clock | None) -> float:
-    """Seconds to add to the server's time: 0 with the system clock, a fake clock's advance in tests."""
-    return _clock.skew(clock or _clock.current())
+def test_time(clock: _clock.Clock | None) -> float | None:
+    """The store's time under a clock other than the system clock (a test's `FakeClock`), else None.
+
+    With the system clock a server store reads its server's time. Under another clock it
+    uses that clock's time: the server's time plus the clock's skew
+    (`reliable._internal._clock.skew`), without the network's jitter, so that "sleep until
+    the expiry, then look" lands exactly on the expiry in tests, as with `MemoryStore`.
+    """
+    chosen = clock or _clock.current()
+    if isinstance(chosen, _clock.SystemClock):
+        return None
+    return chosen.time()
 
 
 def pop_query(url: str, names: tuple[str, ...]) -> tuple[str, dict[str, str]]:

@@ -35,7 +35,7 @@ from ._postgres_conn import (
 from ._postgres_core import DEFAULT_SCHEMA, DEFAULT_TABLE, Query, Statements
 from ._postgres_faults import fault, is_lost, migrate_error, undefined_table
 from ._protocol import Record, Value
-from ._server import PerLoop, check_timeout, forked_since, pop_query, skew_of
+from ._server import PerLoop, check_timeout, forked_since, pop_query, test_time
 
 __all__ = ["PostgresStore"]
 
@@ -68,7 +68,8 @@ class PostgresStore:
             table raises `reliable.StoreError` telling you to run the SQL file.
         timeout: Seconds to wait for a connection before giving up.
         max_connections: Largest size of each connection pool the store makes.
-        clock: The clock whose skew is added to the server's time (default: the library clock).
+        clock: Use this clock's time instead of the server's unless it is the system clock
+            (default: the library clock, which is the system clock outside tests).
 
     Raises:
         ConfigError: a bad URL, schema or table name, timeout or pool size.
@@ -293,38 +294,38 @@ class PostgresStore:
         self._ready = True
         return check_version(rows, self.table)
 
-    def _skew(self) -> float:
-        return skew_of(self._clock)
+    def _time(self) -> float | None:
+        return test_time(self._clock)
 
     # -- Store ---------------------------------------------------------------------
 
     def now(self) -> float:
-        return float(self._run(self._sql.now(self._skew())))
+        return float(self._run(self._sql.now(self._time())))
 
     def get(self, key: str) -> Record | None:
-        result: Record | None = self._run(self._sql.get(key, self._skew()))
+        result: Record | None = self._run(self._sql.get(key, self._time()))
         return result
 
     def put_if_absent(self, key: str, value: Value, *, ttl: float | None = None) -> tuple[Record, bool]:
-        result: tuple[Record, bool] = self._run(self._sql.put_if_absent(key, value, ttl, self._skew()))
+        result: tuple[Record, bool] = self._run(self._sql.put_if_absent(key, value, ttl, self._time()))
         return result
 
     def compare_and_set(self, key: str, value: Value, *, version: int, ttl: float | None = None) -> Record | None:
-        result: Record | None = self._run(self._sql.compare_and_set(key, value, version, ttl, self._skew()))
+        result: Record | None = self._run(self._sql.compare_and_set(key, value, version, ttl, self._time()))
         return result
 
     def set(self, key: str, value: Value, *, ttl: float | None = None) -> Record:
-        result: Record = self._run(self._sql.set(key, value, ttl, self._skew()))
+        result: Record = self._run(self._sql.set(key, value, ttl, self._time()))
         return result
 
     def delete(self, key: str, *, version: int | None = None) -> bool:
-        return bool(self._run(self._sql.delete(key, version, self._skew())))
+        return bool(self._run(self._sql.delete(key, version, self._time())))
 
     def incr(self, key: str, amount: int = 1, *, ttl: float | None = None) -> int:
-        return int(self._run(self._sql.incr(key, amount, ttl, self._skew())))
+        return int(self._run(self._sql.incr(key, amount, ttl, self._time())))
 
     def scan(self, prefix: str, *, limit: int | None = None) -> list[Record]:
-        query = self._sql.scan(prefix, limit, self._skew())
+        query = self._sql.scan(prefix, limit, self._time())
         result: list[Record] = [] if query is None else self._run(query)
         return result
 
@@ -339,34 +340,34 @@ class PostgresStore:
     # -- AsyncStore ------------------------------------------------------------------
 
     async def anow(self) -> float:
-        return float(await self._arun(self._sql.now(self._skew())))
+        return float(await self._arun(self._sql.now(self._time())))
 
     async def aget(self, key: str) -> Record | None:
-        result: Record | None = await self._arun(self._sql.get(key, self._skew()))
+        result: Record | None = await self._arun(self._sql.get(key, self._time()))
         return result
 
     async def aput_if_absent(self, key: str, value: Value, *, ttl: float | None = None) -> tuple[Record, bool]:
-        result: tuple[Record, bool] = await self._arun(self._sql.put_if_absent(key, value, ttl, self._skew()))
+        result: tuple[Record, bool] = await self._arun(self._sql.put_if_absent(key, value, ttl, self._time()))
         return result
 
     async def acompare_and_set(
         self, key: str, value: Value, *, version: int, ttl: float | None = None
     ) -> Record | None:
-        result: Record | None = await self._arun(self._sql.compare_and_set(key, value, version, ttl, self._skew()))
+        result: Record | None = await self._arun(self._sql.compare_and_set(key, value, version, ttl, self._time()))
         return result
 
     async def aset(self, key: str, value: Value, *, ttl: float | None = None) -> Record:
-        result: Record = await self._arun(self._sql.set(key, value, ttl, self._skew()))
+        result: Record = await self._arun(self._sql.set(key, value, ttl, self._time()))
         return result
 
     async def adelete(self, key: str, *, version: int | None = None) -> bool:
-        return bool(await self._arun(self._sql.delete(key, version, self._skew())))
+        return bool(await self._arun(self._sql.delete(key, version, self._time())))
 
     async def aincr(self, key: str, amount: int = 1, *, ttl: float | None = None) -> int:
-        return int(await self._arun(self._sql.incr(key, amount, ttl, self._skew())))
+        return int(await self._arun(self._sql.incr(key, amount, ttl, self._time())))
 
     async def ascan(self, prefix: str, *, limit: int | None = None) -> list[Record]:
-        query = self._sql.scan(prefix, limit, self._skew())
+        query = self._sql.scan(prefix, limit, self._time())
         result: list[Record] = [] if query is None else await self._arun(query)
         return result
 

@@ -29,7 +29,7 @@ from .._errors import ConfigError, ReliableError, StoreError
 from .._internal import _clock
 from ._protocol import Record, Value
 from ._redis_core import NOT_A_COUNTER, SCRIPTS, Call, Layout, not_a_counter
-from ._server import PerLoop, check_timeout, pop_query, redact, skew_of, unavailable
+from ._server import PerLoop, check_timeout, pop_query, redact, test_time, unavailable
 
 __all__ = ["RedisStore"]
 
@@ -54,8 +54,8 @@ class RedisStore:
         prefix: Prefix of every Redis key the store writes; one prefix is one store. Use a
             hash tag such as ``"{reliable}:"`` on Redis Cluster, so all keys share a slot.
         timeout: Seconds to wait to connect and for each reply before giving up.
-        clock: The clock whose skew is added to the server's time (default: the library
-            clock, which is the system clock outside tests).
+        clock: Use this clock's time instead of the server's unless it is the system clock
+            (default: the library clock, which is the system clock outside tests).
 
     Raises:
         ConfigError: a bad URL, prefix, timeout, or a client that decodes responses.
@@ -179,38 +179,38 @@ class RedisStore:
             return StoreError(msg, address=self.address, operation=call.operation, key=call.key)
         return unavailable("Redis", self.address, call.operation, call.key, exc, sent=not _not_sent(exc))
 
-    def _skew(self) -> float:
-        return skew_of(self._clock)
+    def _time(self) -> float | None:
+        return test_time(self._clock)
 
     # -- Store ---------------------------------------------------------------------
 
     def now(self) -> float:
-        return float(self._run(self._layout.now(self._skew())))
+        return float(self._run(self._layout.now(self._time())))
 
     def get(self, key: str) -> Record | None:
-        result: Record | None = self._run(self._layout.get(key, self._skew()))
+        result: Record | None = self._run(self._layout.get(key, self._time()))
         return result
 
     def put_if_absent(self, key: str, value: Value, *, ttl: float | None = None) -> tuple[Record, bool]:
-        result: tuple[Record, bool] = self._run(self._layout.put_if_absent(key, value, ttl, self._skew()))
+        result: tuple[Record, bool] = self._run(self._layout.put_if_absent(key, value, ttl, self._time()))
         return result
 
     def compare_and_set(self, key: str, value: Value, *, version: int, ttl: float | None = None) -> Record | None:
-        result: Record | None = self._run(self._layout.compare_and_set(key, value, version, ttl, self._skew()))
+        result: Record | None = self._run(self._layout.compare_and_set(key, value, version, ttl, self._time()))
         return result
 
     def set(self, key: str, value: Value, *, ttl: float | None = None) -> Record:
-        result: Record = self._run(self._layout.set(key, value, ttl, self._skew()))
+        result: Record = self._run(self._layout.set(key, value, ttl, self._time()))
         return result
 
     def delete(self, key: str, *, version: int | None = None) -> bool:
-        return bool(self._run(self._layout.delete(key, version, self._skew())))
+        return bool(self._run(self._layout.delete(key, version, self._time())))
 
     def incr(self, key: str, amount: int = 1, *, ttl: float | None = None) -> int:
-        return int(self._run(self._layout.incr(key, amount, ttl, self._skew())))
+        return int(self._run(self._layout.incr(key, amount, ttl, self._time())))
 
     def scan(self, prefix: str, *, limit: int | None = None) -> list[Record]:
-        call = self._layout.scan(prefix, limit, self._skew())
+        call = self._layout.scan(prefix, limit, self._time())
         result: list[Record] = [] if call is None else self._run(call)
         return result
 
@@ -224,35 +224,35 @@ class RedisStore:
     # -- AsyncStore ------------------------------------------------------------------
 
     async def anow(self) -> float:
-        return float(await self._arun(self._layout.now(self._skew())))
+        return float(await self._arun(self._layout.now(self._time())))
 
     async def aget(self, key: str) -> Record | None:
-        result: Record | None = await self._arun(self._layout.get(key, self._skew()))
+        result: Record | None = await self._arun(self._layout.get(key, self._time()))
         return result
 
     async def aput_if_absent(self, key: str, value: Value, *, ttl: float | None = None) -> tuple[Record, bool]:
-        result: tuple[Record, bool] = await self._arun(self._layout.put_if_absent(key, value, ttl, self._skew()))
+        result: tuple[Record, bool] = await self._arun(self._layout.put_if_absent(key, value, ttl, self._time()))
         return result
 
     async def acompare_and_set(
         self, key: str, value: Value, *, version: int, ttl: float | None = None
     ) -> Record | None:
-        call = self._layout.compare_and_set(key, value, version, ttl, self._skew())
+        call = self._layout.compare_and_set(key, value, version, ttl, self._time())
         result: Record | None = await self._arun(call)
         return result
 
     async def aset(self, key: str, value: Value, *, ttl: float | None = None) -> Record:
-        result: Record = await self._arun(self._layout.set(key, value, ttl, self._skew()))
+        result: Record = await self._arun(self._layout.set(key, value, ttl, self._time()))
         return result
 
     async def adelete(self, key: str, *, version: int | None = None) -> bool:
-        return bool(await self._arun(self._layout.delete(key, version, self._skew())))
+        return bool(await self._arun(self._layout.delete(key, version, self._time())))
 
     async def aincr(self, key: str, amount: int = 1, *, ttl: float | None = None) -> int:
-        return int(await self._arun(self._layout.incr(key, amount, ttl, self._skew())))
+        return int(await self._arun(self._layout.incr(key, amount, ttl, self._time())))
 
     async def ascan(self, prefix: str, *, limit: int | None = None) -> list[Record]:
-        call = self._layout.scan(prefix, limit, self._skew())
+        call = self._layout.scan(prefix, limit, self._time())
         result: list[Record] = [] if call is None else await self._arun(call)
         return result
 
