@@ -19,6 +19,23 @@ PYTHONS = re.findall(r'"Programming Language :: Python :: (3\.\d+)"', PYPROJECT)
 DEFAULT_PYTHON = "3.11"
 
 
+def _find_pyenv_pythons() -> None:
+    """Put pyenv-installed interpreters of the supported versions on PATH, so `nox -s tests` finds them.
+
+    pyenv's shims only answer for the versions selected with `pyenv global`; the others are
+    installed but invisible to nox without this.
+    """
+    root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    for version in PYTHONS:
+        for candidate in sorted(root.glob(f"{version}.*"), reverse=True):
+            if (candidate / "bin" / f"python{version}").exists():
+                os.environ["PATH"] = f"{candidate / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+                break
+
+
+_find_pyenv_pythons()
+
+
 def _wheel(session: nox.Session) -> str:
     """Build the wheel once per nox run and return its path (tests run against it, not the source tree)."""
     dist = ROOT / "dist"
