@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import select
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import (
+    AbstractAsyncContextManager,
+    AbstractContextManager,
+    asynccontextmanager,
+    contextmanager,
+    nullcontext,
+)
 from typing import Any
 
 import psycopg
+import psycopg_pool
 from psycopg import conninfo as _conninfo
+from psycopg import pq
 
 from .._errors import ConfigError, ReliableError, StoreError
 from ._postgres_core import Query, Statements
@@ -30,6 +39,63 @@ def idle_ok(conn: Any) -> bool:
     return not readable
 
 
+class AsyncConnections:
+    """The async connections of one event loop: idle ones are reused, new ones opened by the caller's task.
+
+    Not a ``psycopg_pool.AsyncConnectionPool``: that pool's background tasks can be cancelled
+    while they connect when ``asyncio.run`` ends, and ``asyncio.run`` then waits for them
+    forever. Here nothing runs in the background, so nothing outlives the caller's task.
+    """
+
+    def __init__(self, dsn: str, kwargs: dict[str, Any], max_size: int, timeout: float) -> None:
+        self._dsn = dsn
+        self._kwargs = kwargs
+        self._timeout = timeout
+        self._idle: list[Any] = []
+        self._slots = asyncio.Semaphore(max_size)
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Any]:
+        if self._slots.locked():
+            try:
+                await asyncio.wait_for(self._slots.acquire(), self._timeout)
+            except asyncio.TimeoutError:
+                raise psycopg_pool.PoolTimeout(f"no connection was free within {self._timeout:.1f}s") from None
+        else:
+            await self._slots.acquire()
+        try:
+            conn = await self._take()
+            try:
+                yield conn
+            finally:
+                if conn.closed or conn.broken or conn.info.transaction_status != pq.TransactionStatus.IDLE:
+                    await conn.close()
+                else:
+                    self._idle.append(conn)
+        finally:
+            self._slots.release()
+
+    async def _take(self) -> Any:
+        while self._idle:
+            conn = self._idle.pop()
+            if idle_ok(conn):
+                return conn
+            await conn.close()
+        try:
+            return await psycopg.AsyncConnection.connect(self._dsn, **self._kwargs)
+        except psycopg.OperationalError as exc:  # could not connect: nothing was sent
+            raise CONNECT_FAILED(str(exc)) from exc
+
+    async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            await conn.close()
+
+
+CONNECT_FAILED = psycopg.errors.SqlclientUnableToEstablishSqlconnection
+"""Raised when no connection could be opened (SQLSTATE 08001), so the fault says nothing was applied."""
+
+
 @asynccontextmanager
 async def achecked_out(pool: Any, timeout: float, tries: int) -> AsyncIterator[Any]:
     """The async twin of `checked_out`."""
@@ -45,6 +111,15 @@ async def achecked_out(pool: Any, timeout: float, tries: int) -> AsyncIterator[A
         yield conn
     finally:
         await pool.putconn(conn)
+
+
+def unit(conn: Any) -> AbstractContextManager[Any]:
+    """Nothing on an autocommit connection (one round trip); else a transaction around the statement."""
+    return nullcontext() if conn.autocommit else conn.transaction()
+
+
+def aunit(conn: Any) -> AbstractAsyncContextManager[Any]:
+    return nullcontext() if conn.autocommit else conn.transaction()
 
 
 def execute(conn: Any, query: Query) -> Any:
@@ -111,6 +186,10 @@ def usable(conn: Any) -> Any:
 
 async def aclose_pool(pool: Any) -> None:
     await pool.close()
+
+
+async def open_connections(dsn: str, kwargs: dict[str, Any], max_size: int, timeout: float) -> AsyncConnections:
+    return AsyncConnections(dsn, kwargs, max_size, timeout)
 
 
 def address_of_dsn(dsn: str) -> str:

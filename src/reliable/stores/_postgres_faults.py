@@ -13,12 +13,14 @@ _SERVER_GONE = frozenset({"57P01", "57P02", "57P03", "08000", "08003", "08006", 
 """SQLSTATEs that mean the server ended or refused the session (shutdown, crash, too many connections)."""
 
 
+_LOST = frozenset({"57P01", "57P02", "57P03", "08000", "08003", "08006"})
+"""SQLSTATEs of a session that ended under a statement: a read may be retried on another connection."""
+
+
 def is_lost(exc: BaseException) -> bool:
     """Whether *exc* means the connection died (so a read may be retried on another one)."""
-    if isinstance(exc, psycopg_pool.PoolTimeout):
-        return False
-    if isinstance(exc, psycopg.OperationalError):
-        return exc.sqlstate is None or exc.sqlstate in _SERVER_GONE
+    if isinstance(exc, psycopg.OperationalError) and not isinstance(exc, psycopg_pool.PoolTimeout):
+        return exc.sqlstate is None or exc.sqlstate in _LOST
     return False
 
 

@@ -25,11 +25,14 @@ from ._postgres_conn import (
     address_of_dsn,
     aexecute,
     arun_ddl,
+    aunit,
     check_version,
     checked_out,
     closed_error,
     execute,
+    open_connections,
     run_ddl,
+    unit,
     usable,
 )
 from ._postgres_core import DEFAULT_SCHEMA, DEFAULT_TABLE, Query, Statements
@@ -123,8 +126,8 @@ class PostgresStore:
         else:
             msg = f"url={url!r} is not a PostgreSQL URL, pool or connection; pass 'postgresql://user@host/db'"
             raise ConfigError(msg, parameter="url", value=url)
-        self._sql = Statements(schema or DEFAULT_SCHEMA, table or DEFAULT_TABLE)
-        self._loops: PerLoop[Any] = PerLoop(self._open_async_pool, aclose_pool)
+        self._sql = Statements(DEFAULT_SCHEMA if schema is None else schema, DEFAULT_TABLE if table is None else table)
+        self._loops: PerLoop[Any] = PerLoop(self._open_async, aclose_pool)
         self._async_conn_lock: asyncio.Lock | None = None
 
     @property
@@ -145,7 +148,9 @@ class PostgresStore:
     # -- connections ---------------------------------------------------------------
 
     def _kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"autocommit": True, "application_name": "reliable"}
+        kwargs: dict[str, Any] = {"autocommit": True}
+        if "application_name" not in (self._dsn or ""):
+            kwargs["application_name"] = "reliable"
         if "connect_timeout" not in (self._dsn or ""):
             kwargs["connect_timeout"] = max(2, math.ceil(self._timeout))
         return kwargs
@@ -179,13 +184,8 @@ class PostgresStore:
         with checked_out(pool, self._timeout, self._max) as conn:
             yield conn
 
-    async def _open_async_pool(self) -> Any:
-        pool = psycopg_pool.AsyncConnectionPool(
-            self._dsn or "", kwargs=self._kwargs(), min_size=1, max_size=self._max, open=False,
-            timeout=self._timeout, name=f"reliable:{self.table}:async",
-        )  # fmt: skip
-        await pool.open()
-        return pool
+    async def _open_async(self) -> Any:
+        return await open_connections(self._dsn or "", self._kwargs(), self._max, self._timeout)
 
     @asynccontextmanager
     async def _aconnection(self) -> AsyncIterator[Any]:
@@ -198,7 +198,11 @@ class PostgresStore:
             async with self._async_conn_lock:
                 yield usable(given)
             return
-        pool = given if isinstance(given, psycopg_pool.AsyncConnectionPool) else await self._loops.get()
+        if not isinstance(given, psycopg_pool.AsyncConnectionPool):
+            async with (await self._loops.get()).connection() as conn:
+                yield conn
+            return
+        pool = given
         async with achecked_out(pool, self._timeout, self._max) as conn:
             yield conn
 
@@ -210,9 +214,7 @@ class PostgresStore:
                 with self._connection() as conn:
                     if not self._ready:
                         self._ensure(conn)
-                    if conn.autocommit:
-                        return execute(conn, query)
-                    with conn.transaction():
+                    with unit(conn):
                         return execute(conn, query)
             except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
                 if attempt == 1 and query.operation in ("get", "scan", "now") and is_lost(exc):
@@ -228,9 +230,7 @@ class PostgresStore:
                 async with self._aconnection() as conn:
                     if not self._ready:
                         await self._aensure(conn)
-                    if conn.autocommit:
-                        return await aexecute(conn, query)
-                    async with conn.transaction():
+                    async with aunit(conn):
                         return await aexecute(conn, query)
             except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
                 if attempt == 1 and query.operation in ("get", "scan", "now") and is_lost(exc):
@@ -246,23 +246,27 @@ class PostgresStore:
     def _ensure(self, conn: Any) -> None:
         """Check the schema version once; create the objects if they are missing and *create* allows."""
         try:
-            rows = execute(conn, self._sql.schema_version())
+            with unit(conn):
+                rows = execute(conn, self._sql.schema_version())
         except psycopg.errors.UndefinedTable:
             if not self._create:
                 raise migrate_error(self.table, self.address) from None
             run_ddl(conn, self._sql)
-            rows = execute(conn, self._sql.schema_version())
+            with unit(conn):
+                rows = execute(conn, self._sql.schema_version())
         check_version(rows, self.table)
         self._ready = True
 
     async def _aensure(self, conn: Any) -> None:
         try:
-            rows = await aexecute(conn, self._sql.schema_version())
+            async with aunit(conn):
+                rows = await aexecute(conn, self._sql.schema_version())
         except psycopg.errors.UndefinedTable:
             if not self._create:
                 raise migrate_error(self.table, self.address) from None
             await arun_ddl(conn, self._sql)
-            rows = await aexecute(conn, self._sql.schema_version())
+            async with aunit(conn):
+                rows = await aexecute(conn, self._sql.schema_version())
         check_version(rows, self.table)
         self._ready = True
 
@@ -277,7 +281,8 @@ class PostgresStore:
         try:
             with self._connection() as conn:
                 run_ddl(conn, self._sql)
-                rows = execute(conn, self._sql.schema_version())
+                with unit(conn):
+                    rows = execute(conn, self._sql.schema_version())
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
             raise fault(self.address, self.table, "migrate", None, exc) from exc
         self._ready = True
@@ -288,7 +293,8 @@ class PostgresStore:
         try:
             async with self._aconnection() as conn:
                 await arun_ddl(conn, self._sql)
-                rows = await aexecute(conn, self._sql.schema_version())
+                async with aunit(conn):
+                    rows = await aexecute(conn, self._sql.schema_version())
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
             raise fault(self.address, self.table, "migrate", None, exc) from exc
         self._ready = True
