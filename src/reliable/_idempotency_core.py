@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from ._errors import IdempotencyConflictError, IdempotencyError, InProgressError, LeaseLostError
+from ._keys import compact_encoder
 from ._serialize import JSONSerializer, Serializer, _resolve
 from .stores import Record
 
@@ -33,8 +34,12 @@ COMPLETED = "COMPLETED"
 
 RUN, REPLAY, BUSY = "run", "replay", "busy"
 
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+_dumps = compact_encoder(sort_keys=False)
 _loads = json.loads
+_PARSED_MAX = 1024
+_PARSED_VALUE_MAX = 4096
+_parsed: dict[bytes, dict[str, Any]] = {}
+"""Recently parsed small records by their bytes: a replay of a hot key parses nothing (records are immutable)."""
 _errors_json = JSONSerializer()
 
 
@@ -67,20 +72,29 @@ class Step(NamedTuple):
 
 
 def claim(policy: Policy, call: Call) -> bytes:
-    """The IN_PROGRESS record this call writes to claim its key."""
-    record = {"status": IN_PROGRESS, "owner": call.owner, "fp": call.fingerprint, "lease": policy.lease}
-    return _dumps(record).encode()
+    """The IN_PROGRESS record this call writes to claim its key (built as text: every call pays for it)."""
+    fp = "null" if call.fingerprint is None else f'"{call.fingerprint}"'
+    owner = _dumps(call.owner)
+    return f'{{"status":"IN_PROGRESS","owner":{owner},"fp":{fp},"lease":{policy.lease!r}}}'.encode()
 
 
 def parse(value: Any) -> dict[str, Any] | None:
-    """The record dict stored in *value*, or None if it is not an idempotency record."""
+    """The record dict stored in *value*, or None if it is not an idempotency record. Do not mutate it."""
+    if type(value) is bytes:
+        cached = _parsed.get(value)
+        if cached is not None:
+            return cached
     try:
         data = _loads(value) if isinstance(value, (bytes, str)) else value
     except ValueError:
         return None
-    if isinstance(data, dict) and data.get("status") in (IN_PROGRESS, COMPLETED):
-        return data
-    return None
+    if not isinstance(data, dict) or data.get("status") not in (IN_PROGRESS, COMPLETED):
+        return None
+    if type(value) is bytes and len(value) <= _PARSED_VALUE_MAX:
+        if len(_parsed) >= _PARSED_MAX:
+            _parsed.clear()
+        _parsed[value] = data
+    return data
 
 
 def decide(policy: Policy, call: Call, record: Record, created: bool) -> Step:

@@ -12,13 +12,13 @@ completion); a replay is the one create-if-absent, whose failure returns the rec
 from __future__ import annotations
 
 import logging
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any
 
 from . import _idempotency_core as core
 from . import _idempotency_local as local
 from ._errors import IdempotencyConflictError
-from ._internal._telemetry import emit
+from ._internal._telemetry import emit, wanted
 
 __all__ = ["CAS", "DELETE", "GET", "HOLD", "PUT", "SLEEP", "STOP", "WAIT", "Claimed", "enter", "fail", "succeed"]
 
@@ -44,7 +44,12 @@ class Claimed:
         self.result = result
 
 
-def _report(policy: core.Policy, call: core.Call, event: str, message: str, level: int, **extra: Any) -> None:
+def _report(
+    policy: core.Policy, call: core.Call, event: str, message: str | Callable[[], str], level: int, **extra: Any
+) -> None:
+    """Emit *event*; a callable *message* is only formatted when a log handler or listener will see it."""
+    if not isinstance(message, str):
+        message = message() if wanted("idempotent", level) else event
     attributes = {"reliable.operation": policy.operation, "reliable.idempotency_key": call.key, **extra}
     emit("idempotent", event, message, level=level, attributes=attributes)
 
@@ -83,7 +88,8 @@ def _lead(policy: core.Policy, store: object, call: core.Call, flight: local.Fli
             raise
         if step.action == core.RUN:
             if holder is None:
-                _report(policy, call, "first_run", f"running {policy.operation!r} for {call.key!r}", logging.DEBUG)
+                message = lambda: f"running {policy.operation!r} for {call.key!r}"  # noqa: E731
+                _report(policy, call, "first_run", message, logging.DEBUG)
             else:
                 msg = f"took over {call.key!r} from {holder!r}, whose claim expired"
                 _report(policy, call, "takeover", msg, logging.WARNING, previous_owner=str(holder))
@@ -107,7 +113,8 @@ def _lead(policy: core.Policy, store: object, call: core.Call, flight: local.Fli
 
 def _replay(policy: core.Policy, call: core.Call, data: dict[str, Any], flight: local.Flight | None) -> Claimed:
     kind = "error" if "error" in data else "result"
-    _report(policy, call, "replay", f"replaying the stored {kind} for {call.key!r}", logging.INFO, replayed=kind)
+    message = lambda: f"replaying the stored {kind} for {call.key!r}"  # noqa: E731
+    _report(policy, call, "replay", message, logging.INFO, replayed=kind)
     value, unstored = core.replay(policy, call, data)
     if unstored is not None:
         if flight is not None and flight.has_live:

@@ -31,6 +31,11 @@ from ._internal._telemetry import emit
 __all__ = ["AsyncLease", "Lease", "hold", "hold_async"]
 
 FAKE_CLOCK_POLL = 0.05
+IDLE_CHECK = 1.0
+"""With nothing due, the renewal thread still looks every second, so a new lease due later than that
+needs no wake-up: a call that finishes quickly never makes the thread run (no GIL hand-off)."""
+IDLE_FOREVER = 60.0
+"""After a minute with nothing to renew, the thread sleeps until the next lease arrives."""
 
 
 class Lease:
@@ -158,7 +163,8 @@ class _Renewer:
         self.thread: threading.Thread | None = None
         self.stopped = 0
         self.waiting: tuple[object, float] | None = None
-        """The clock and due time the thread is waiting for; None when it waits for work."""
+        """The clock and the time the thread wakes up at; None when it sleeps until notified."""
+        self.idle_since: float | None = None
 
     def add(self, lease: Lease) -> None:
         clock = _clock.current()
@@ -193,13 +199,21 @@ class _Renewer:
             while True:
                 while self.heap and not self.heap[0][2].active:
                     heapq.heappop(self.heap)
-                if not self.heap:
-                    self.waiting = None
-                    self.cond.wait()
-                    continue
-                due = self.heap[0][0]
                 clock = _clock.current()
                 now = clock.monotonic()
+                if not self.heap:
+                    if self.idle_since is None:
+                        self.idle_since = now
+                    if now - self.idle_since >= IDLE_FOREVER:
+                        self.waiting = None
+                        self.cond.wait()
+                        self.idle_since = None
+                    else:
+                        self.waiting = (clock, now + IDLE_CHECK)
+                        self.cond.wait(_real_wait(IDLE_CHECK))
+                    continue
+                self.idle_since = None
+                due = self.heap[0][0]
                 if due <= now:
                     self.waiting = None
                     return heapq.heappop(self.heap)[2]
@@ -212,6 +226,7 @@ class _Renewer:
         self.thread = None
         self.stopped = 0
         self.waiting = None
+        self.idle_since = None
 
 
 _renewer = _Renewer()

@@ -53,10 +53,8 @@ _flights: dict[tuple[int, str], Flight] = {}
 
 
 def _current_task() -> object:
-    try:
-        return asyncio.current_task()
-    except RuntimeError:  # no running loop in this thread
-        return None
+    loop = asyncio._get_running_loop()  # no exception when there is none, unlike current_task()
+    return None if loop is None else asyncio.current_task(loop)
 
 
 def join(store: object, key: str) -> tuple[Flight, bool]:

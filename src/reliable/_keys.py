@@ -29,7 +29,7 @@ from typing import Any
 
 from ._errors import ConfigError
 
-__all__ = ["Binder", "Keyer", "canonical", "digest", "store_key"]
+__all__ = ["Binder", "Keyer", "arguments_text", "canonical", "digest", "store_key"]
 
 PREFIX = "idempotent:"
 """Every idempotency record's store key starts with this."""
@@ -37,8 +37,23 @@ PREFIX = "idempotent:"
 MAX_KEY = 250
 """Store keys longer than this are hashed (the stores accept 1,024 characters)."""
 
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False).encode
+
+def compact_encoder(*, sort_keys: bool) -> Callable[[Any], str]:
+    """A compact JSON encoder (no NaN, non-ASCII kept), built once: ``json.dumps`` rebuilds it on every call."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # pragma: no cover - CPython always has the C accelerator
+        return json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=sort_keys, allow_nan=False).encode
+
+    def unsupported(value: Any) -> Any:
+        raise TypeError(f"{type(value).__qualname__} is not JSON-serializable")
+
+    chunks = make(None, unsupported, json.encoder.encode_basestring, None, ":", ",", sort_keys, False, False)
+    return lambda value: "".join(chunks(value, 0))
+
+
+_encode = compact_encoder(sort_keys=True)
 _SCALARS = (str, int, type(None))
+_FAST = frozenset((str, int, bool, type(None)))
 
 
 def canonical(value: Any, *, lenient: bool = False) -> str:
@@ -56,6 +71,14 @@ def canonical(value: Any, *, lenient: bool = False) -> str:
         TypeError: *value* contains something without a canonical form (and not *lenient*).
     """
     return _encode(_tree(value, lenient))
+
+
+def arguments_text(bound: dict[str, Any], *, lenient: bool = False) -> str:
+    """`canonical` of bound arguments (parameter names never start with ``$``), fast for plain scalars."""
+    for value in bound.values():
+        if type(value) not in _FAST:
+            return _encode(_tree(bound, lenient))
+    return _encode(bound)
 
 
 def digest(text: str) -> str:
@@ -194,7 +217,7 @@ class Keyer:
         if self._key is None:
             bound = self._binder.bind(args, kwargs)
             try:
-                hashed = digest(canonical(bound))
+                hashed = digest(arguments_text(bound))
             except TypeError:
                 raise self._unkeyable(bound) from None
             if check is True:
@@ -204,7 +227,7 @@ class Keyer:
         if type(user) is not str or not user:
             user = self._key_text(user)
         if check is True:
-            fingerprint: str | None = digest(canonical(self._binder.bind(args, kwargs), lenient=True))
+            fingerprint: str | None = digest(arguments_text(self._binder.bind(args, kwargs), lenient=True))
         else:
             fingerprint = self._custom_fingerprint(args, kwargs)
         return store_key(self._operation, user), fingerprint
