@@ -71,6 +71,12 @@ class Step(NamedTuple):
     data: dict[str, Any] | None = None
 
 
+def shown(policy: Policy, call: Call) -> str:
+    """The key as the user gave it (the store key without its ``idempotent:<name>:`` prefix), for messages."""
+    prefix = f"idempotent:{policy.operation}:"
+    return call.key[len(prefix) :] if call.key.startswith(prefix) else call.key
+
+
 def claim(policy: Policy, call: Call) -> bytes:
     """The IN_PROGRESS record this call writes to claim its key (built as text: every call pays for it)."""
     fp = "null" if call.fingerprint is None else f'"{call.fingerprint}"'
@@ -110,7 +116,7 @@ def decide(policy: Policy, call: Call, record: Record, created: bool) -> Step:
     data = parse(record.value)
     if data is None:
         msg = (
-            f"store key {call.key!r} holds a record that is not an idempotency record; "
+            f"store key {shown(policy, call)!r} holds a record that is not an idempotency record; "
             f"another component uses this key: pass a different name= or key="
         )
         raise IdempotencyError(msg, key=call.key, operation=policy.operation)
@@ -132,7 +138,7 @@ def judge(policy: Policy, call: Call, data: dict[str, Any], expires_at: float | 
 def conflict(policy: Policy, call: Call, data: dict[str, Any]) -> IdempotencyConflictError:
     state = "completed" if data["status"] == COMPLETED else "in progress"
     msg = (
-        f"idempotency key {call.key!r} of {policy.operation!r} was used ({state}) with different arguments; "
+        f"idempotency key {shown(policy, call)!r} of {policy.operation!r} was used ({state}) with different arguments; "
         f"use a new key for a new request, or pass fingerprint=None to allow it"
     )
     return IdempotencyConflictError(msg, key=call.key, operation=policy.operation)
@@ -143,12 +149,12 @@ def in_progress(
 ) -> InProgressError:
     if reentrant:
         msg = (
-            f"{policy.operation!r} was called again with key {call.key!r} from inside its own call; "
+            f"{policy.operation!r} was called again with key {shown(policy, call)!r} from inside its own call; "
             f"waiting for itself would never end: give the inner call another key"
         )
     else:
         msg = (
-            f"{policy.operation!r} is already running for key {call.key!r} (held by {owner!r}); "
+            f"{policy.operation!r} is already running for key {shown(policy, call)!r} (held by {owner!r}); "
             f"retry later, or pass on_in_progress='wait' to wait for its result"
         )
     return InProgressError(msg, key=call.key, operation=policy.operation, owner=owner, expires_at=expires_at)
@@ -156,8 +162,8 @@ def in_progress(
 
 def lease_lost(policy: Policy, call: Call, result: Any) -> LeaseLostError:
     msg = (
-        f"the claim of {call.owner!r} on key {call.key!r} of {policy.operation!r} expired and another caller "
-        f"took it over before the result was stored; the result was not saved (see .result). "
+        f"the claim of {call.owner!r} on key {shown(policy, call)!r} of {policy.operation!r} expired and another "
+        f"caller took it over before the result was stored; the result was not saved (see .result). "
         f"Pass a longer lease= if the function can block longer than the lease"
     )
     return LeaseLostError(msg, key=call.key, name=policy.operation, owner=call.owner, result=result)
@@ -218,7 +224,7 @@ def replay(policy: Policy, call: Call, data: dict[str, Any]) -> tuple[Any, str |
         return policy.serializer.loads(data.get("result")), None
     except Exception as exc:
         msg = (
-            f"the stored result of {policy.operation!r} for key {call.key!r} cannot be decoded ({exc}); "
+            f"the stored result of {policy.operation!r} for key {shown(policy, call)!r} cannot be decoded ({exc}); "
             f"its class moved or changed, or the serializer changed: delete the record or pass a new name="
         )
         raise IdempotencyError(msg, key=call.key, operation=policy.operation) from exc
@@ -231,7 +237,7 @@ def _rebuild(policy: Policy, call: Call, error: dict[str, Any]) -> BaseException
             raise TypeError(f"{cls!r} is not in cache_errors")
         return cls(*_errors_json.loads(error["args"]))
     except Exception:
-        msg = f"{policy.operation!r} raised {error['type']} for key {call.key!r} earlier: {error['message']}"
+        msg = f"{policy.operation!r} raised {error['type']} for key {shown(policy, call)!r} earlier: {error['message']}"
         return IdempotencyError(msg, key=call.key, operation=policy.operation, error_type=error["type"])
 
 

@@ -68,7 +68,14 @@ def enter(policy: core.Policy, store: object, call: core.Call) -> Flow:
             raise core.in_progress(policy, call, call.owner, None, reentrant=True)
         if not policy.wait:
             raise core.in_progress(policy, call, "another caller in this process", None)
-        _report(policy, call, "wait", f"waiting for {call.key!r} in this process", logging.INFO, where="process")
+        _report(
+            policy,
+            call,
+            "wait",
+            f"waiting for {core.shown(policy, call)!r} in this process",
+            logging.INFO,
+            where="process",
+        )
         yield (WAIT, flight)
         if flight.data is not None:
             core.judge(policy, call, flight.data, None)
@@ -84,14 +91,14 @@ def _lead(policy: core.Policy, store: object, call: core.Call, flight: local.Fli
         try:
             step = core.decide(policy, call, record, created)
         except IdempotencyConflictError as exc:
-            _report(policy, call, "conflict", exc.message, logging.WARNING)
+            _report(policy, call, "conflict", exc.message, logging.INFO)
             raise
         if step.action == core.RUN:
             if holder is None:
-                message = lambda: f"running {policy.operation!r} for {call.key!r}"  # noqa: E731
+                message = lambda: f"running {policy.operation!r} for {core.shown(policy, call)!r}"  # noqa: E731
                 _report(policy, call, "first_run", message, logging.DEBUG)
             else:
-                msg = f"took over {call.key!r} from {holder!r}, whose claim expired"
+                msg = f"took over {core.shown(policy, call)!r} from {holder!r}, whose claim expired"
                 _report(policy, call, "takeover", msg, logging.WARNING, previous_owner=str(holder))
             lease = yield (HOLD, call.key, claim, record.version, policy.lease, policy.operation)
             return Claimed(call, flight, lease, False, None)
@@ -101,7 +108,7 @@ def _lead(policy: core.Policy, store: object, call: core.Call, flight: local.Fli
             return _replay(policy, call, step.data, None)
         if holder is None:
             holder = step.data.get("owner")
-            msg = f"waiting for {call.key!r}, held by {holder!r}"
+            msg = f"waiting for {core.shown(policy, call)!r}, held by {holder!r}"
             _report(policy, call, "wait", msg, logging.INFO, where="store", owner=str(holder))
         yield (SLEEP, core.poll_delay(attempt, policy.lease))
         attempt += 1
@@ -113,14 +120,15 @@ def _lead(policy: core.Policy, store: object, call: core.Call, flight: local.Fli
 
 def _replay(policy: core.Policy, call: core.Call, data: dict[str, Any], flight: local.Flight | None) -> Claimed:
     kind = "error" if "error" in data else "result"
-    message = lambda: f"replaying the stored {kind} for {call.key!r}"  # noqa: E731
+    message = lambda: f"replaying the stored {kind} for {core.shown(policy, call)!r}"  # noqa: E731
     _report(policy, call, "replay", message, logging.INFO, replayed=kind)
     value, unstored = core.replay(policy, call, data)
     if unstored is not None:
         if flight is not None and flight.has_live:
             value = flight.live
         else:
-            msg = f"{policy.operation!r} already ran for {call.key!r}; its result was not stored ({unstored}): None"
+            key = core.shown(policy, call)
+            msg = f"{policy.operation!r} already ran for {key!r}; its result was not stored ({unstored}): None"
             _report(policy, call, "result_not_stored", msg, logging.WARNING)
     return Claimed(call, None, None, True, value)
 
@@ -140,12 +148,15 @@ def succeed(policy: core.Policy, store: object, claimed: Claimed, result: Any) -
                 error = core.lease_lost(policy, call, result)
                 _report(policy, call, "lease_lost", error.message, logging.ERROR)
                 raise error
-            msg = f"the claim on {call.key!r} had expired, but nobody took it over: the result is stored"
+            msg = (
+                f"the claim on {core.shown(policy, call)!r} had expired, but nobody took it over: the result is stored"
+            )
             _report(policy, call, "completed_late", msg, logging.WARNING)
         data = completed
         if unstored is not None:
             live = result
-            msg = f"{policy.operation!r} ran for {call.key!r} and is marked done; its result was not stored: {unstored}"
+            key = core.shown(policy, call)
+            msg = f"{policy.operation!r} ran for {key!r} and is marked done; its result was not stored: {unstored}"
             _report(policy, call, "result_not_stored", msg, logging.WARNING)
     finally:
         if claimed.flight is not None:
@@ -165,21 +176,22 @@ def fail(policy: core.Policy, store: object, claimed: Claimed, exc: BaseExceptio
             if record is None:
                 record, created = yield (PUT, call.key, value, policy.ttl)
                 if not created:
-                    msg = f"claim on {call.key!r} was taken over; {type(exc).__name__} was not recorded"
+                    msg = f"claim on {core.shown(policy, call)!r} was taken over; {type(exc).__name__} was not recorded"
                     _report(policy, call, "lease_lost", msg, logging.ERROR)
                     return
             data = completed
-            msg = f"recorded {type(exc).__name__} for {call.key!r}; it is re-raised on replay"
+            msg = f"recorded {type(exc).__name__} for {core.shown(policy, call)!r}; it is re-raised on replay"
             _report(policy, call, "error_cached", msg, logging.INFO)
             return
         if (yield (DELETE, call.key, version)):
-            msg = f"released {call.key!r} after {type(exc).__name__}; a later call runs again"
+            msg = f"released {core.shown(policy, call)!r} after {type(exc).__name__}; a later call runs again"
             _report(policy, call, "released", msg, logging.INFO, error=type(exc).__name__)
         else:
-            msg = f"claim on {call.key!r} was lost before {type(exc).__name__} released it"
+            msg = f"claim on {core.shown(policy, call)!r} was lost before {type(exc).__name__} released it"
             _report(policy, call, "lease_lost", msg, logging.WARNING)
     except Exception as store_exc:
-        msg = f"could not release {call.key!r} after {type(exc).__name__} ({store_exc!r}); it frees when the lease ends"
+        key = core.shown(policy, call)
+        msg = f"could not release {key!r} after {type(exc).__name__} ({store_exc!r}); it frees when the lease ends"
         _report(policy, call, "release_failed", msg, logging.WARNING)
     finally:
         if claimed.flight is not None:
