@@ -17,6 +17,8 @@ ROOT = Path(__file__).parent
 PYPROJECT = (ROOT / "pyproject.toml").read_text()
 PYTHONS = re.findall(r'"Programming Language :: Python :: (3\.\d+)"', PYPROJECT)
 DEFAULT_PYTHON = "3.11"
+COVERAGE_FLOOR = 0
+"""Branch coverage the default-Python run must reach (see the closing notes for the measured value)."""
 
 
 def _find_pyenv_pythons() -> None:
@@ -47,24 +49,21 @@ def _wheel(session: nox.Session) -> str:
 
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
-    """The test suite on every supported Python, against the built wheel with every extra."""
+    """The test suite on every supported Python, against the built wheel with every extra.
+
+    Coverage (branch) is measured on the default Python only: tracing doubles the run time on
+    the others and the code paths do not differ between versions.
+    """
     wheel = _wheel(session)
     session.install(f"reliable[tests,redis,postgres] @ {Path(wheel).as_uri()}")
-    env = {"COVERAGE_PROCESS_START": str(ROOT / "pyproject.toml")}
+    pytest_args = ["-p", "no:cacheprovider", *session.posargs]
+    if session.python != DEFAULT_PYTHON:
+        session.run("pytest", *pytest_args)
+        return
     session.run("coverage", "erase")
-    session.run(
-        "coverage",
-        "run",
-        "-m",
-        "pytest",
-        "-p",
-        "no:cacheprovider",
-        *session.posargs,
-        env=env,
-        success_codes=[0],
-    )
+    session.run("coverage", "run", "-m", "pytest", *pytest_args)
     session.run("coverage", "combine", "--quiet", success_codes=[0, 1])
-    session.run("coverage", "report", "--fail-under=0")
+    session.run("coverage", "report", f"--fail-under={COVERAGE_FLOOR}")
 
 
 @nox.session(python=DEFAULT_PYTHON)
@@ -72,7 +71,16 @@ def tests_minimal(session: nox.Session) -> None:
     """Without the redis/postgres extras: the package imports and the embedded stores work."""
     wheel = _wheel(session)
     session.install(f"reliable[tests] @ {Path(wheel).as_uri()}")
-    session.run("pytest", "-p", "no:cacheprovider", "tests/test_packaging.py", "tests/test_stores.py", *session.posargs)
+    session.run(
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "tests/test_packaging.py",
+        "tests/test_stores.py",
+        "-k",
+        "not redis and not postgres",
+        *session.posargs,
+    )
 
 
 @nox.session(python=DEFAULT_PYTHON)
