@@ -186,3 +186,20 @@ def test_store_keys_are_short_and_stable(key: str, namespace: str) -> None:
     assert made != store_key(namespace, key + "x")
     if len(PREFIX) + len(namespace) + 1 + len(key) <= MAX_KEY:
         assert f"{PREFIX}{namespace}:{key}" == made
+
+
+class Label(str):
+    pass
+
+
+class Count(int):
+    pass
+
+
+class Ratio(float):
+    pass
+
+
+def test_scalar_subclasses_encode_as_the_scalar() -> None:
+    """Subclasses of str, int and float (not enums) encode like the plain value."""
+    assert canonical(["a", 1, 0.5]) == canonical([Label("a"), Count(1), Ratio(0.5)])
