@@ -274,3 +274,26 @@ def _eventually(check: Any) -> None:
     while not check():
         assert time.monotonic() < deadline, "condition not reached in time"
         time.sleep(0.005)
+
+
+def test_blocking_call_on_the_loop_of_an_async_holder_raises() -> None:
+    """A sync call made from the thread whose event loop runs the async holder raises instead of blocking the loop."""
+    store = MemoryStore()
+    inside = asyncio.Event()
+
+    @reliable.idempotent(store=store, name="loop", key=lambda: "k")
+    async def holder() -> str:
+        inside.set()
+        await asyncio.sleep(0.01)
+        return "async"
+
+    blocking = reliable.idempotent(store=store, name="loop", key=lambda: "k")(lambda: "sync")
+
+    async def main() -> tuple[str, str]:
+        task = asyncio.ensure_future(holder())
+        await inside.wait()
+        with pytest.raises(reliable.InProgressError, match="waiting would never end"):
+            blocking()
+        return await task, blocking()
+
+    assert ("async", "async") == asyncio.run(main())

@@ -149,8 +149,8 @@ def in_progress(
 ) -> InProgressError:
     if reentrant:
         msg = (
-            f"{policy.operation!r} was called again with key {shown(policy, call)!r} from inside its own call; "
-            f"waiting for itself would never end: give the inner call another key"
+            f"{policy.operation!r} was called again with key {shown(policy, call)!r} from inside its own call "
+            f"(or blocking the event loop its holder runs on); waiting would never end: use another key"
         )
     else:
         msg = (

@@ -76,9 +76,16 @@ def enter(policy: core.Policy, store: object, call: core.Call) -> Flow:
             logging.INFO,
             where="process",
         )
-        yield (WAIT, flight)
+        try:
+            yield (WAIT, flight)
+        except local.WouldDeadlock:
+            raise core.in_progress(policy, call, call.owner, None, reentrant=True) from None
         if flight.data is not None:
-            core.judge(policy, call, flight.data, None)
+            try:
+                core.judge(policy, call, flight.data, None)
+            except IdempotencyConflictError as exc:
+                _report(policy, call, "conflict", exc.message, logging.INFO)
+                raise
             return _replay(policy, call, flight.data, flight)
 
 

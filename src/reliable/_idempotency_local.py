@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Flight", "await_flight", "finish", "join", "wait_flight"]
+__all__ = ["Flight", "WouldDeadlock", "await_flight", "finish", "join", "wait_flight"]
 
 _MISSING: Any = object()
 
@@ -84,8 +84,18 @@ def finish(store: object, key: str, flight: Flight, data: dict[str, Any] | None 
         wake()
 
 
+class WouldDeadlock(Exception):
+    """A blocking wait for a flight led from this very thread (an async leader on this thread's loop)."""
+
+
 def wait_flight(flight: Flight) -> None:
-    """Block this thread until *flight* finishes."""
+    """Block this thread until *flight* finishes.
+
+    Raises:
+        WouldDeadlock: the leader runs on this thread (a task of the loop this call would block).
+    """
+    if flight.thread == threading.get_ident():
+        raise WouldDeadlock
     with _lock:
         if flight.done:
             return
