@@ -24,6 +24,26 @@ def is_lost(exc: BaseException) -> bool:
     return False
 
 
+_ROLLED_BACK = frozenset({"57P01", "57P02", "08003"})
+"""SQLSTATEs of a session the server ended (or that was gone before use): a statement it ran was rolled back."""
+
+
+def retry_safe(operation: str, exc: BaseException, attempt: int, connections: int) -> bool:
+    """Whether *operation* may be sent again after its *attempt*-th try failed with *exc*.
+
+    Any operation the server certainly did not apply (it ended the session, which rolled the
+    statement back) goes again on another connection, up to one more time than there are
+    pooled connections (a restart or ``pg_terminate_backend`` ends them all at once). A read
+    whose connection died goes once more. A write whose connection died without a word never
+    does: it may have been applied.
+    """
+    if isinstance(exc, psycopg_pool.PoolTimeout) or not isinstance(exc, psycopg.OperationalError):
+        return False
+    if exc.sqlstate in _ROLLED_BACK:
+        return attempt <= connections + 1
+    return attempt == 1 and operation in ("get", "scan", "now") and is_lost(exc)
+
+
 def undefined_table(exc: BaseException) -> bool:
     return isinstance(exc, psycopg.errors.UndefinedTable)
 

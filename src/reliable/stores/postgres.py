@@ -36,7 +36,7 @@ from ._postgres_conn import (
     usable,
 )
 from ._postgres_core import DEFAULT_SCHEMA, DEFAULT_TABLE, Query, Statements
-from ._postgres_faults import fault, is_lost, migrate_error, undefined_table
+from ._postgres_faults import fault, migrate_error, retry_safe, undefined_table
 from ._protocol import Record, Value
 from ._server import PerLoop, check_timeout, forked_since, pop_query, test_time
 
@@ -209,7 +209,7 @@ class PostgresStore:
     # -- drivers: the only code that does I/O --------------------------------------
 
     def _run(self, query: Query) -> Any:
-        for attempt in (1, 2):
+        for attempt in range(1, self._max + 3):
             try:
                 with self._connection() as conn:
                     if not self._ready:
@@ -217,7 +217,7 @@ class PostgresStore:
                     with unit(conn):
                         return execute(conn, query)
             except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
-                if attempt == 1 and query.operation in ("get", "scan", "now") and is_lost(exc):
+                if retry_safe(query.operation, exc, attempt, self._max):
                     continue
                 raise self._fault(query, exc) from exc
         raise AssertionError("unreachable")  # pragma: no cover
@@ -225,7 +225,7 @@ class PostgresStore:
     async def _arun(self, query: Query) -> Any:
         if isinstance(self._given, (psycopg.Connection, psycopg_pool.ConnectionPool)):
             return await asyncio.to_thread(self._run, query)
-        for attempt in (1, 2):
+        for attempt in range(1, self._max + 3):
             try:
                 async with self._aconnection() as conn:
                     if not self._ready:
@@ -233,7 +233,7 @@ class PostgresStore:
                     async with aunit(conn):
                         return await aexecute(conn, query)
             except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
-                if attempt == 1 and query.operation in ("get", "scan", "now") and is_lost(exc):
+                if retry_safe(query.operation, exc, attempt, self._max):
                     continue
                 raise self._fault(query, exc) from exc
         raise AssertionError("unreachable")  # pragma: no cover
