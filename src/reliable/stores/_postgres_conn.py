@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import select
+import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import (
     AbstractAsyncContextManager,
@@ -37,6 +38,61 @@ def idle_ok(conn: Any) -> bool:
     except (OSError, ValueError, psycopg.Error):
         return False
     return not readable
+
+
+class Connections:
+    """The store's own connections: idle ones are reused, new ones opened by the calling thread.
+
+    Not a ``psycopg_pool.ConnectionPool``: its worker threads reconnect with a growing backoff
+    after an outage, so operations kept failing for seconds after the server was back; and
+    they do not survive a fork. Here a connection is opened when one is needed, so the first
+    call after the server returns works.
+    """
+
+    def __init__(self, dsn: str, kwargs: dict[str, Any], max_size: int, timeout: float) -> None:
+        self._dsn = dsn
+        self._kwargs = kwargs
+        self._timeout = timeout
+        self._idle: list[Any] = []
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(max_size)
+
+    @contextmanager
+    def connection(self) -> Iterator[Any]:
+        if not self._slots.acquire(timeout=self._timeout):
+            raise psycopg_pool.PoolTimeout(f"no connection was free within {self._timeout:.1f}s")
+        try:
+            conn = self._take()
+            try:
+                yield conn
+            finally:
+                if conn.closed or conn.broken or conn.info.transaction_status != pq.TransactionStatus.IDLE:
+                    conn.close()
+                else:
+                    with self._lock:
+                        self._idle.append(conn)
+        finally:
+            self._slots.release()
+
+    def _take(self) -> Any:
+        while True:
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                break
+            if idle_ok(conn):
+                return conn
+            conn.close()
+        try:
+            return psycopg.Connection.connect(self._dsn, **self._kwargs)
+        except psycopg.OperationalError as exc:  # could not connect: nothing was sent
+            raise CONNECT_FAILED(str(exc)) from exc
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
 
 
 class AsyncConnections:

@@ -19,6 +19,7 @@ import psycopg_pool
 from .._errors import ConfigError, ReliableError
 from .._internal import _clock
 from ._postgres_conn import (
+    Connections,
     achecked_out,
     aclose_pool,
     address_of_connection,
@@ -175,13 +176,10 @@ class PostgresStore:
         if pool is None or forked_since(self._pool_pid, pool):
             with self._lock:
                 if self._pool is None or forked_since(self._pool_pid, self._pool):
-                    self._pool = psycopg_pool.ConnectionPool(
-                        self._dsn or "", kwargs=self._kwargs(), min_size=1, max_size=self._max, open=True,
-                        timeout=self._timeout, name=f"reliable:{self.table}",
-                    )  # fmt: skip
+                    self._pool = Connections(self._dsn or "", self._kwargs(), self._max, self._timeout)
                     self._pool_pid = os.getpid()
                 pool = self._pool
-        with checked_out(pool, self._timeout, self._max) as conn:
+        with pool.connection() as conn:
             yield conn
 
     async def _open_async(self) -> Any:
