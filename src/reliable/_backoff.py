@@ -58,6 +58,9 @@ class Decision(NamedTuple):
         return self.wait is None
 
 
+_tuple_new = tuple.__new__
+
+
 def backoff(policy: Policy, attempt: int, rand: float) -> float:
     """The computed wait after failed attempt number *attempt* (from 1), jittered with *rand* in ``[0, 1)``."""
     try:
@@ -123,4 +126,4 @@ def decide(
         return Decision(
             None, f"the next attempt, after a {wait:.3g}s backoff, would start after the {policy.deadline:g}s deadline"
         )
-    return Decision(wait, "backoff")
+    return _tuple_new(Decision, (wait, "backoff"))  # Decision(wait, "backoff") without its Python-level __new__

@@ -136,7 +136,8 @@ _by_type: dict[type[BaseException], Classification] = {}
 
 def known_classification(exc: BaseException) -> Classification | None:
     """The cached classification of a plain exception's type (see `plain`), or None: the retry loop's fast path."""
-    return _by_type.get(type(exc)) if plain(exc) else None
+    known = _by_type.get(type(exc))  # only plain types are cached; an instance may still carry attributes
+    return known if known is not None and plain(exc) else None
 
 
 def _classify(exc: BaseException, now: float) -> Classification:

@@ -29,6 +29,7 @@ T = TypeVar("T")
 
 _RESULT = Classification("transient", True, None, None, "the result matched retry_on_result")
 _warned: set[str] = set()
+_tuple_new = tuple.__new__
 
 
 class Step(NamedTuple):
@@ -67,9 +68,10 @@ def _error_type(exc: BaseException | None) -> str | None:
     return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _mark_span(attempts: int) -> None:
+def _mark_span(attempts: int, span: Any = None) -> None:
     try:
-        span = trace.get_current_span()
+        if span is None:
+            span = trace.get_current_span()
         if span.is_recording():
             span.set_attribute("reliable.retry.attempts", attempts)
     except Exception:  # telemetry never breaks the call
@@ -79,7 +81,7 @@ def _mark_span(attempts: int) -> None:
 class Run:
     """The retry state of one call: which attempt, since when, how many retries the SDK already made."""
 
-    __slots__ = ("attempt", "clock", "name", "options", "sdk_retries", "start")
+    __slots__ = ("attempt", "clock", "name", "options", "sdk_retries", "span", "start")
 
     def __init__(self, options: Options, name: str, clock: Clock, start: float) -> None:
         self.options = options
@@ -89,6 +91,8 @@ class Run:
         self.attempt = 1
         """The number of the attempt that failed last (our attempts only)."""
         self.sdk_retries = 0
+        self.span: Any = None
+        """The caller's current span, looked up once per call when first needed."""
 
     @property
     def total(self) -> int:
@@ -125,7 +129,7 @@ class Run:
             classification.wait,
             random.random(),
         )
-        return Step(decision, classification, retryable)
+        return _tuple_new(Step, (decision, classification, retryable))  # Step(...) without its Python-level __new__
 
     def _count_sdk_retries(self, exc: BaseException) -> None:
         count = sdk_retries(exc)
@@ -163,6 +167,10 @@ class Run:
 
     def retrying(self, exc: BaseException | None, step: Step) -> None:
         """Report that attempt `total` failed and the next one follows after ``step.decision.wait``."""
+        if not _telemetry.wanted("retry", logging.WARNING) and not self._span().is_recording():
+            # nobody would see more than the count: skip the message and attributes
+            _telemetry.count("retry", "attempt", self.name)
+            return
         wait = step.decision.wait
         message = (
             f"retrying {self.name!r} in {wait:.3g}s: attempt {self.total} failed "
@@ -183,6 +191,15 @@ class Run:
                 "reliable.classification": step.classification.kind,
             },
         )
+
+    def _span(self) -> Any:
+        span = self.span
+        if span is None:
+            try:
+                span = self.span = trace.get_current_span()
+            except Exception:  # telemetry never breaks the call
+                span = self.span = trace.INVALID_SPAN
+        return span
 
     def give_up(self, exc: BaseException | None, step: Step) -> None:
         """Add the note to *exc* and report the give-up; a first failure that is simply not retryable stays silent."""
@@ -212,11 +229,11 @@ class Run:
             },
             exception=exc,
         )
-        _mark_span(self.total)
+        _mark_span(self.total, self.span)
 
     def succeeded(self) -> None:
         """The call ended well after retries: put the attempt count on the current span."""
-        _mark_span(self.total)
+        _mark_span(self.total, self.span)
 
 
 def drive_sync(run: Run, call: Callable[[], T], exc: BaseException | None, result: Any = None) -> T:
@@ -225,7 +242,7 @@ def drive_sync(run: Run, call: Callable[[], T], exc: BaseException | None, resul
     accept = run.options.retry_on_result
     while True:
         step = run.assess(exc)
-        if not step.decision.give_up and budget is not None and not budget.try_acquire():
+        if budget is not None and not step.decision.give_up and not budget.try_acquire():
             step = run.budget_denied(step)
         wait = step.decision.wait
         if wait is None:
@@ -256,7 +273,7 @@ async def drive_async(run: Run, call: Callable[[], Awaitable[T]], exc: BaseExcep
     accept = run.options.retry_on_result
     while True:
         step = run.assess(exc)
-        if not step.decision.give_up and budget is not None and not await budget.atry_acquire():
+        if budget is not None and not step.decision.give_up and not await budget.atry_acquire():
             step = run.budget_denied(step)
         wait = step.decision.wait
         if wait is None:

@@ -38,7 +38,9 @@ from . import _clock, _metrics
 __all__ = [
     "Event",
     "add_listener",
+    "count",
     "emit",
+    "enabled",
     "event_counts",
     "listening",
     "pop_listener",
@@ -189,6 +191,28 @@ def wanted(primitive: str, level: int) -> bool:
     if logger is None:
         logger = _loggers.setdefault(primitive, logging.getLogger(f"reliable.{primitive}"))
     return logger.isEnabledFor(level)
+
+
+def enabled(primitive: str, level: int) -> bool:
+    """Whether `emit` at *level* would do more than count: reach a listener, a log handler or a recording span.
+
+    When False, `count` has the whole effect of `emit`, so a hot path can skip building the
+    message and the attributes.
+    """
+    if _state.listeners or _scoped.get():
+        return True
+    logger = _loggers.get(primitive)
+    if logger is None:
+        logger = _loggers.setdefault(primitive, logging.getLogger(f"reliable.{primitive}"))
+    return logger.isEnabledFor(level) or trace.get_current_span().is_recording()
+
+
+def count(primitive: str, event: str, operation: str) -> None:
+    """What `emit` does when `enabled` is False: count the event for *operation*. Never raises."""
+    try:
+        _metrics.count_event(f"reliable.{primitive}.{event}", operation)
+    except Exception:  # telemetry must never break the caller
+        _state.failures += 1
 
 
 def add_listener(listener: Listener) -> None:
