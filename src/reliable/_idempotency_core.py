@@ -41,6 +41,7 @@ _PARSED_VALUE_MAX = 4096
 _parsed: dict[bytes, dict[str, Any]] = {}
 """Recently parsed small records by their bytes: a replay of a hot key parses nothing (records are immutable)."""
 _errors_json = JSONSerializer()
+_tuple_new = tuple.__new__
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,7 @@ def judge(policy: Policy, call: Call, data: dict[str, Any], expires_at: float | 
     if stored is not None and call.fingerprint is not None and stored != call.fingerprint:
         raise conflict(policy, call, data)
     if data["status"] == COMPLETED:
-        return Step(REPLAY, data)
+        return _tuple_new(Step, (REPLAY, data))  # Step(REPLAY, data) without the named tuple's Python-level __new__
     if not policy.wait:
         raise in_progress(policy, call, data.get("owner"), expires_at)
     return Step(BUSY, data)

@@ -18,7 +18,7 @@ from typing import Any
 from . import _idempotency_core as core
 from . import _idempotency_local as local
 from ._errors import IdempotencyConflictError
-from ._internal._telemetry import emit, wanted
+from ._internal._telemetry import count, emit, enabled, wanted
 
 __all__ = ["CAS", "DELETE", "GET", "HOLD", "PUT", "SLEEP", "STOP", "WAIT", "Claimed", "enter", "fail", "succeed"]
 
@@ -47,7 +47,10 @@ class Claimed:
 def _report(
     policy: core.Policy, call: core.Call, event: str, message: str | Callable[[], str], level: int, **extra: Any
 ) -> None:
-    """Emit *event*; a callable *message* is only formatted when a log handler or listener will see it."""
+    """Emit *event*; the message and attributes are only built when a log handler, listener or span will see them."""
+    if not enabled("idempotent", level):
+        count("idempotent", event, policy.operation)
+        return
     if not isinstance(message, str):
         message = message() if wanted("idempotent", level) else event
     attributes = {"reliable.operation": policy.operation, "reliable.idempotency_key": call.key, **extra}

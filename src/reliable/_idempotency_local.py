@@ -32,8 +32,9 @@ class Flight:
         """The COMPLETED record the leader ended with, or None: waiters must try again themselves."""
         self.live: Any = _MISSING
         """The leader's own result object, when it could not be stored."""
-        self.thread = threading.get_ident()
-        self.task: object = _current_task()
+        self.thread = _get_ident()
+        loop = _get_running_loop()  # _current_task(), inlined: every call makes a flight
+        self.task: object = None if loop is None else _task_of(loop)
         self.waiters: list[Callable[[], None]] = []
 
     @property
@@ -49,6 +50,9 @@ class Flight:
 
 
 _lock = threading.Lock()
+_get_ident = threading.get_ident
+_get_running_loop = asyncio._get_running_loop
+_task_of = asyncio.current_task
 _flights: dict[tuple[int, str], Flight] = {}
 
 
@@ -59,13 +63,9 @@ def _current_task() -> object:
 
 def join(store: object, key: str) -> tuple[Flight, bool]:
     """The flight of *key* in *store*, and whether the caller leads it (it did not exist)."""
-    ident = (id(store), key)
-    with _lock:
-        flight = _flights.get(ident)
-        if flight is not None:
-            return flight, False
-        flight = _flights[ident] = Flight()
-    return flight, True
+    made = Flight()
+    found = _flights.setdefault((id(store), key), made)  # atomic: no lock needed to elect the leader
+    return found, found is made
 
 
 def finish(store: object, key: str, flight: Flight, data: dict[str, Any] | None = None, live: Any = _MISSING) -> None:

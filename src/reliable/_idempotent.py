@@ -33,11 +33,21 @@ DEFAULT_MAX_RESULT_BYTES = 1_048_576
 
 _host = socket.gethostname()
 _serial = itertools.count(1)
+_prefix = f"{_host}:{os.getpid()}:"
+
+
+def _forked() -> None:
+    global _prefix
+    _prefix = f"{_host}:{os.getpid()}:"
+
+
+if hasattr(os, "register_at_fork"):  # pragma: no branch - absent on Windows only
+    os.register_at_fork(after_in_child=_forked)
 
 
 def owner() -> str:
     """A unique id for one call: ``host:pid:n``."""
-    return f"{_host}:{os.getpid()}:{next(_serial)}"
+    return _prefix + str(next(_serial))
 
 
 def options(

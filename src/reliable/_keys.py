@@ -52,6 +52,9 @@ def compact_encoder(*, sort_keys: bool) -> Callable[[Any], str]:
 
 
 _encode = compact_encoder(sort_keys=True)
+_MEMO_TYPES = frozenset((str, int, type(None)))
+_MEMO_MAX = 1024
+_MEMO_TEXT_MAX = 512
 _SCALARS = (str, int, type(None))
 _FAST = frozenset((str, int, bool, type(None)))
 
@@ -197,7 +200,7 @@ class Keyer:
             over the arguments returning the value to compare.
     """
 
-    __slots__ = ("_binder", "_fingerprint", "_key", "_operation")
+    __slots__ = ("_binder", "_fingerprint", "_key", "_memo", "_operation")
 
     def __init__(
         self,
@@ -210,10 +213,22 @@ class Keyer:
         self._binder = Binder(fn)
         self._key = key
         self._fingerprint = fingerprint
+        self._memo: dict[tuple[Any, ...], tuple[str, str | None]] = {}
+        """Recent positional-only calls whose arguments are all str/int/None: what `_hashed` made of them."""
 
     def __call__(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, str | None]:
         """``(store key, fingerprint or None)`` for a call with *args* and *kwargs*."""
         check = self._fingerprint
+        if check is True and not kwargs:  # the common case: a replay of the same arguments hashes nothing
+            for value in args:
+                if type(value) not in _MEMO_TYPES:  # exact types: 1 == True == 1.0 must not share an entry
+                    break
+            else:
+                user = None if self._key is None else self._user_key(args, kwargs)
+                hit = self._memo.get(args)
+                if hit is None:
+                    hit = self._hashed(args, kwargs)
+                return hit if user is None else (store_key(self._operation, user), hit[1])
         if self._key is None:
             bound = self._binder.bind(args, kwargs)
             try:
@@ -223,14 +238,34 @@ class Keyer:
             if check is True:
                 return store_key(self._operation, hashed), hashed
             return store_key(self._operation, hashed), self._custom_fingerprint(args, kwargs)
-        user = self._key(*args, **kwargs)
-        if type(user) is not str or not user:
-            user = self._key_text(user)
+        user = self._user_key(args, kwargs)
         if check is True:
             fingerprint: str | None = digest(arguments_text(self._binder.bind(args, kwargs), lenient=True))
         else:
             fingerprint = self._custom_fingerprint(args, kwargs)
         return store_key(self._operation, user), fingerprint
+
+    def _hashed(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, str | None]:
+        """``(store key of the hashed arguments, their hash)``, remembered for small plain *args*."""
+        bound = self._binder.bind(args, kwargs)
+        try:
+            text = arguments_text(bound)
+        except TypeError:  # pragma: no cover - str/int/None always encode
+            raise self._unkeyable(bound) from None
+        hashed = digest(text)
+        made = (store_key(self._operation, hashed), hashed)
+        if len(text) <= _MEMO_TEXT_MAX:
+            if len(self._memo) >= _MEMO_MAX:
+                self._memo.clear()
+            self._memo[args] = made
+        return made
+
+    def _user_key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+        assert self._key is not None
+        user = self._key(*args, **kwargs)
+        if type(user) is not str or not user:
+            user = self._key_text(user)
+        return user
 
     def _custom_fingerprint(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
         check = self._fingerprint

@@ -163,15 +163,19 @@ _LOADERS: dict[str, Callable[[Any], Any]] = {
 }
 
 
+_LEAVES = frozenset((str, int, float, bool, type(None)))
+"""Decoded JSON values that load as themselves (checked inline: a call per leaf costs more than the copy)."""
+
+
 def _load(data: Any) -> Any:
     kind = type(data)
     if kind is list:
-        return [_load(item) for item in data]
+        return [item if type(item) in _LEAVES else _load(item) for item in data]
     if kind is not dict:
         return data
     tag = data.get("$")
     if tag is None:
-        return {k: _load(v) for k, v in data.items()}
+        return {k: v if type(v) in _LEAVES else _load(v) for k, v in data.items()}
     loader = _LOADERS.get(tag)
     if loader is not None:
         return loader(data["v"])
