@@ -106,7 +106,8 @@ def test_wait_outlasts_a_dead_holder_on_the_clock(store: Store, clock: FakeClock
     with reliable.single_instance("job", store=store, on_conflict="wait", timeout=120) as lease:
         pass
 
-    assert 30 <= clock.advanced < 32
+    # Server stores keep expiry times to the microsecond, so the wait may end a hair before 30 s.
+    assert 30 - 1e-3 <= clock.advanced < 32
     assert lease.token == 1
     (waited,) = events.named("waited")
     assert waited.attributes["reliable.lock.acquired"] is True
