@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import multiprocessing
 import os
 import sqlite3
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from reliable import ConfigError, StoreError, StoreUnavailableError
+from reliable.stores import _codec
 from reliable.stores import open as open_store
 from reliable.stores import sqlite as sqlite_module
 from reliable.stores.sqlite import SCHEMA_VERSION, SQLiteStore
@@ -131,6 +133,117 @@ def test_expired_rows_are_purged_lazily(store: SQLiteStore, path: Path) -> None:
         after = raw.execute(count).fetchone()[0]
 
     assert ([], 10, 0) == (store.scan("old:"), before, after)
+
+
+_SCHEMA_1 = (
+    "CREATE TABLE reliable_meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
+    "CREATE TABLE reliable_kv (key TEXT PRIMARY KEY, is_json INTEGER NOT NULL, value BLOB NOT NULL,"
+    " version INTEGER NOT NULL, expires_at REAL) WITHOUT ROWID",
+    "CREATE INDEX reliable_kv_expires_at ON reliable_kv (expires_at) WHERE expires_at IS NOT NULL",
+    "INSERT INTO reliable_meta VALUES ('last_version', 9)",
+    "INSERT INTO reliable_kv VALUES ('json', 1, CAST('{\"a\":[1,2]}' AS BLOB), 3, NULL)",
+    "INSERT INTO reliable_kv VALUES ('bytes', 0, x'00ff', 7, 4102444800.0)",
+    "INSERT INTO reliable_kv VALUES ('expired', 1, CAST('1' AS BLOB), 5, 1.0)",
+    "PRAGMA user_version = 1",
+)
+
+
+def test_migrates_a_schema_1_file(path: Path) -> None:
+    """A schema-1 file is migrated in place: records and versions kept, new versions above the last one it gave."""
+    raw = _raw(path)
+    for statement in _SCHEMA_1:  # version 9 was handed out, then its key deleted: 7 is the highest row left
+        raw.execute(statement)
+    raw.close()
+
+    store = SQLiteStore(path)
+    kept = [store.get("json"), store.get("bytes"), store.get("expired")]
+    created, _ = store.put_if_absent("new", 1)
+    store.close()
+
+    assert [("json", {"a": [1, 2]}, 3, None), ("bytes", b"\x00\xff", 7, 4102444800.0), None] == [
+        None if r is None else (r.key, r.value, r.version, r.expires_at) for r in kept
+    ]
+    assert 10 == created.version
+    tables = _raw(path).execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    assert (SCHEMA_VERSION, [("reliable_kv",)]) == (_raw(path).execute("PRAGMA user_version").fetchone()[0], tables)
+
+
+def test_migrated_file_refuses_schema_1_writes(path: Path) -> None:
+    """After migration, schema 1's counter table is gone, so code still writing schema 1 fails instead of reusing."""
+    raw = _raw(path)
+    for statement in _SCHEMA_1:
+        raw.execute(statement)
+    SQLiteStore(path).close()
+
+    with pytest.raises(sqlite3.OperationalError, match="no such table: reliable_meta"):
+        raw.execute("UPDATE reliable_meta SET value = 10 WHERE name = 'last_version'")
+
+
+def test_purge_keeps_the_newest_row(store: SQLiteStore, path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A purge never removes the row holding the highest version, even deleted, so that version is never reused."""
+    monkeypatch.setattr(sqlite_module, "_PURGE_EVERY", 1)
+    store.set("old", 1)
+    newest = store.set("newest", 2)
+    other = SQLiteStore(path)  # another handle deletes both after this one's last purge
+    other.delete("old")
+    other.delete("newest")
+    other.close()
+    assert store._cursor is not None
+
+    store._wrote(store._cursor)  # the purge this handle runs after its next write
+    left = [row[0] for row in _raw(path).execute("SELECT version FROM reliable_kv").fetchall()]
+    again, created = store.put_if_absent("newest", 3)
+
+    assert ([newest.version], True, newest.version + 1) == (left, created, again.version)
+
+
+def test_a_failing_purge_does_not_fail_the_write(
+    store: SQLiteStore, path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The purge after a committed write is best effort: if it fails, the write still returns its record."""
+    monkeypatch.setattr(sqlite_module, "_PURGE_EVERY", 1)
+    monkeypatch.setattr(sqlite_module, "_SWEEP_END", "SELECT no_such_column FROM reliable_kv")
+
+    record = store.set("k", 1)
+
+    assert (1, record.version) == (store.get("k").value, store.get("k").version)  # type: ignore[union-attr]
+
+
+def test_purge_sweeps_the_table_in_batches(store: SQLiteStore, path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each purge looks at a bounded batch of rows; successive purges go round the whole table."""
+    monkeypatch.setattr(sqlite_module, "_SWEEP", 4)
+    monkeypatch.setattr(sqlite_module, "_SWEEP_END", sqlite_module._SWEEP_END.replace("LIMIT 1024", "LIMIT 4"))
+    clock = FakeClock()
+    with installed(clock):
+        for i in range(10):
+            store.set(f"old:{i}", i, ttl=1)
+        clock.advance(2)
+        store.set("live", 1)
+        monkeypatch.setattr(sqlite_module, "_PURGE_EVERY", 1)
+        assert store._cursor is not None
+        counts = []
+        for _ in range(4):
+            store._wrote(store._cursor)
+            counts.append(_raw(path).execute("SELECT count(*) FROM reliable_kv").fetchone()[0])
+
+    assert [7, 3, 1, 1] == counts
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b'{"a":[1,"\xc3\xa9"]}', b'\xef\xbb\xbf{"a":1}', '{"a":1}'.encode("utf-16"), b'"\xed\xa0\x80"', b"1\x00"],
+)
+def test_decode_matches_json_loads(payload: bytes) -> None:
+    """The codec's fast decode gives what json.loads gives for any payload, including BOMs, UTF-16 and surrogates."""
+    assert json.loads(payload) == _codec.decode(True, payload)
+
+
+def test_decode_raises_like_json_loads() -> None:
+    """A payload json.loads refuses is refused by decode with the same error type."""
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(b"{not json")
+    with pytest.raises(json.JSONDecodeError):
+        _codec.decode(True, b"{not json")
 
 
 # -- errors --------------------------------------------------------------------------------------

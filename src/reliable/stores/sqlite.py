@@ -21,32 +21,63 @@ __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
-"""The file layout this code writes, kept in ``PRAGMA user_version``; later releases migrate up from it."""
+SCHEMA_VERSION = 2
+"""The file layout this code writes, kept in ``PRAGMA user_version``; older files are migrated up in place.
+
+2: a record's version is its rowid, so a write is one statement on one table (1 kept a counter row
+that every write updated in the same transaction, and an index on expiry times).
+"""
 
 _PURGE_EVERY = 256
-"""Every this many writes, a write also deletes the expired rows (through an index, in its own transaction)."""
+"""Every this many writes, a write also deletes the expired rows among the next `_SWEEP` rows of a sweep."""
+_SWEEP = 1024
+"""How many rows (in version order) one purge looks at; a sweep goes round the table faster than writes grow it."""
 
+_DEAD = float("-inf")
+"""The expiry of a deleted row: before every possible time, so it is never live again."""
+
+# Versions: SQLite gives each new row the rowid max(rowid) + 1, and every write inserts a new row (replacing the
+# key's old one), so versions grow store-wide, in the same statement as the write. They are never reused because
+# the row holding the highest version is never removed without a higher one taking its place: delete() marks a row
+# dead instead of removing it, and purges leave the highest row alone. A file migrated from schema 1 gets a dead
+# row (key '', which no caller can use) at the last version it handed out, and loses schema 1's counter table, so
+# a process still running schema 1's code fails loudly on it instead of writing reused versions.
 _SCHEMA = (
-    "CREATE TABLE reliable_meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
-    "INSERT INTO reliable_meta (name, value) VALUES ('last_version', 0)",
-    "CREATE TABLE reliable_kv (key TEXT PRIMARY KEY, is_json INTEGER NOT NULL, value BLOB NOT NULL,"
-    " version INTEGER NOT NULL, expires_at REAL) WITHOUT ROWID",
-    "CREATE INDEX reliable_kv_expires_at ON reliable_kv (expires_at) WHERE expires_at IS NOT NULL",
-    f"PRAGMA user_version = {SCHEMA_VERSION}",
+    "CREATE TABLE reliable_kv (version INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, is_json INTEGER NOT NULL,"
+    " value BLOB NOT NULL, expires_at REAL)",
 )
+_MIGRATIONS = {
+    1: (
+        "ALTER TABLE reliable_kv RENAME TO reliable_kv_1",
+        _SCHEMA[0],
+        "INSERT INTO reliable_kv (version, key, is_json, value, expires_at)"
+        " SELECT version, key, is_json, value, expires_at FROM reliable_kv_1",
+        "INSERT INTO reliable_kv (version, key, is_json, value, expires_at) SELECT value, '', 0, x'', -9e999"
+        " FROM reliable_meta WHERE name = 'last_version'"
+        " AND value > (SELECT coalesce(max(version), 0) FROM reliable_kv)",
+        "DROP TABLE reliable_kv_1",
+        "DROP TABLE reliable_meta",
+    )
+}
+"""The statements that bring a file from each older schema version to the next."""
+
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
 _GET = f"SELECT is_json, value, version, expires_at FROM reliable_kv WHERE key = ? AND {_LIVE}"
-# One statement reads the store-wide version counter and the key's row (or NULLs) for a read-modify-write.
-_READ_FOR_WRITE = (
-    "SELECT m.value, kv.is_json, kv.value, kv.version, kv.expires_at FROM reliable_meta AS m"
-    " LEFT JOIN reliable_kv AS kv ON kv.key = ? WHERE m.name = 'last_version'"
+# The writes: one statement each (its own transaction); cursor.lastrowid is the version, if rowcount says it wrote.
+_INSERT = "INSERT OR REPLACE INTO reliable_kv (key, is_json, value, expires_at)"
+_CLAIM = f"{_INSERT} SELECT ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM reliable_kv WHERE key = ? AND {_LIVE})"
+_CAS = f"{_INSERT} SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM reliable_kv WHERE key = ? AND version = ? AND {_LIVE})"
+_SET = f"{_INSERT} VALUES (?, ?, ?, ?)"
+_DELETE = f"UPDATE reliable_kv SET expires_at = ? WHERE key = ? AND {_LIVE}"
+_DELETE_VERSION = f"UPDATE reliable_kv SET expires_at = ? WHERE key = ? AND version = ? AND {_LIVE}"
+_SWEEP_END = (
+    "SELECT max(version), count(*) FROM"
+    f" (SELECT version FROM reliable_kv WHERE version > ? ORDER BY version LIMIT {_SWEEP})"
 )
-_BUMP = "UPDATE reliable_meta SET value = ? WHERE name = 'last_version'"
-_WRITE = "INSERT OR REPLACE INTO reliable_kv (key, is_json, value, version, expires_at) VALUES (?, ?, ?, ?, ?)"
-_DELETE = f"DELETE FROM reliable_kv WHERE key = ? AND {_LIVE}"
-_DELETE_VERSION = f"DELETE FROM reliable_kv WHERE key = ? AND version = ? AND {_LIVE}"
-_PURGE = "DELETE FROM reliable_kv WHERE expires_at <= ?"
+_PURGE = (
+    "DELETE FROM reliable_kv WHERE version > ? AND version <= ? AND expires_at <= ?"
+    " AND version < (SELECT max(version) FROM reliable_kv)"
+)
 _SCAN_ALL = f"SELECT key, is_json, value, version, expires_at FROM reliable_kv WHERE key >= ? AND {_LIVE}"
 _SCAN = _SCAN_ALL + " AND key < ? ORDER BY key LIMIT ?"
 _SCAN_ALL += " ORDER BY key LIMIT ?"
@@ -70,11 +101,13 @@ class SQLiteStore:
 
     The file runs in WAL mode with ``synchronous=NORMAL``: readers never block the
     writer, and a commit survives a crash of the process (not necessarily of the
-    machine). Every read-modify-write runs in one ``BEGIN IMMEDIATE`` transaction,
-    so processes sharing the file serialize on SQLite's lock and wait for it up to
-    *busy_timeout*. Versions come from one store-wide counter updated in the same
-    transaction, so they only grow, even across deletes and expiries. Expired rows
-    are invisible at once and deleted every few hundred writes; no thread runs in
+    machine). Every write is one statement, its own transaction (``incr``, which
+    reads, checks and writes, runs in one ``BEGIN IMMEDIATE`` transaction), so
+    processes sharing the file serialize on SQLite's lock and wait for it up to
+    *busy_timeout*. A record's version is its row id, handed out store-wide by the
+    same statement that writes it, so versions only grow and are never reused, even
+    across deletes and expiries. Expired and deleted rows are invisible at once and
+    purged, a bounded batch every few hundred writes; no thread runs in
     the background. A child process made by ``fork()`` opens its own connection on
     first use. Time comes from the library clock, or from *clock* when given.
 
@@ -119,6 +152,7 @@ class SQLiteStore:
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._writes = 0
+        self._swept = 0
         self._closed = False
         self._cursor: sqlite3.Cursor | None = None
         self._cursor = self._connect()
@@ -170,9 +204,11 @@ class SQLiteStore:
                 f"understands ({SCHEMA_VERSION}); upgrade reliable or use another file"
             )
             raise StoreUnavailableError(msg, path=str(self._path), schema_version=found)
-        if found == 0:
-            for statement in _SCHEMA:
+        if found < SCHEMA_VERSION:
+            steps = _SCHEMA if found == 0 else [step for at in range(found, SCHEMA_VERSION) for step in _MIGRATIONS[at]]
+            for statement in steps:
                 cursor.execute(statement)
+            cursor.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         cursor.execute("COMMIT")
 
     def _live_cursor(self) -> sqlite3.Cursor:
@@ -234,74 +270,79 @@ class SQLiteStore:
 
     # -- operations: each runs with the lock held, on the store's cursor ---------
 
-    def _write(
-        self, cursor: sqlite3.Cursor, key: str, data: tuple[bool, bytes], last: int, expires: float | None
-    ) -> Record:
-        """Write *key* as version ``last + 1`` and commit the transaction the caller began."""
-        version = last + 1
-        cursor.execute(_BUMP, (version,))
-        cursor.execute(_WRITE, (key, data[0], data[1], version, expires))
+    def _write(self, cursor: sqlite3.Cursor, statement: str, params: tuple[Any, ...]) -> int | None:
+        """Run one write *statement*; return the version it wrote, or None if its condition was false."""
+        cursor.execute(statement, params)
+        if cursor.rowcount <= 0:
+            return None
+        version: int = cursor.lastrowid  # type: ignore[assignment]  # set: the statement inserted a row
+        self._wrote(cursor)
+        return version
+
+    def _wrote(self, cursor: sqlite3.Cursor) -> None:
+        """Count a committed write; every `_PURGE_EVERY` writes, purge the next `_SWEEP` rows of the sweep."""
         self._writes += 1
-        if self._writes % _PURGE_EVERY == 0:
-            cursor.execute(_PURGE, (self._now(),))
-        cursor.execute("COMMIT")
-        return Record(key, decode(*data), version, expires)
+        if self._writes % _PURGE_EVERY:
+            return
+        # Best effort, in its own transaction: the write is committed, so a failure here (a lock held too long)
+        # must not make the caller think it failed, or rerun it; the next purge goes on where this one stopped.
+        with contextlib.suppress(sqlite3.Error):
+            end, seen = cursor.execute(_SWEEP_END, (self._swept,)).fetchone()
+            if end is not None:
+                cursor.execute(_PURGE, (self._swept, end, self._now()))
+            self._swept = end if seen == _SWEEP else 0
 
     def _get(self, cursor: sqlite3.Cursor, key: str) -> Record | None:
-        row = cursor.execute(_GET, (key, self._now())).fetchone()
-        return None if row is None else Record(key, decode(row[0], row[1]), row[2], row[3])
+        return _read(cursor, key, self._now())
 
     def _put_if_absent(
         self, cursor: sqlite3.Cursor, key: str, data: tuple[bool, bytes], ttl: float | None
     ) -> tuple[Record, bool]:
         existing = self._get(cursor, key)  # the common replay path needs no write lock
-        if existing is not None:
-            return existing, False
-        cursor.execute("BEGIN IMMEDIATE")
-        now = self._now()
-        last, *row = cursor.execute(_READ_FOR_WRITE, (key,)).fetchone()
-        if _is_live(row, now):
-            cursor.execute("COMMIT")
-            return _record(key, row), False
-        return self._write(cursor, key, data, last, _expiry(now, ttl)), True
+        while existing is None:
+            now = self._now()
+            expires = _expiry(now, ttl)
+            version = self._write(cursor, _CLAIM, (key, data[0], data[1], expires, key, now))
+            if version is not None:
+                return Record(key, _copy(data), version, expires), True
+            existing = _read(cursor, key, now)  # another writer created it since the first read (None: gone again)
+        return existing, False
 
     def _compare_and_set(
         self, cursor: sqlite3.Cursor, key: str, data: tuple[bool, bytes], version: int, ttl: float | None
     ) -> Record | None:
-        cursor.execute("BEGIN IMMEDIATE")
         now = self._now()
-        last, *row = cursor.execute(_READ_FOR_WRITE, (key,)).fetchone()
-        if not _is_live(row, now) or row[2] != version:
-            cursor.execute("COMMIT")
-            return None
-        return self._write(cursor, key, data, last, _expiry(now, ttl))
+        expires = _expiry(now, ttl)
+        written = self._write(cursor, _CAS, (key, data[0], data[1], expires, key, version, now))
+        return None if written is None else Record(key, _copy(data), written, expires)
 
     def _set(self, cursor: sqlite3.Cursor, key: str, data: tuple[bool, bytes], ttl: float | None) -> Record:
-        cursor.execute("BEGIN IMMEDIATE")
-        now = self._now()
-        last = cursor.execute(_READ_FOR_WRITE, (key,)).fetchone()[0]
-        return self._write(cursor, key, data, last, _expiry(now, ttl))
+        expires = _expiry(self._now(), ttl)
+        version = self._write(cursor, _SET, (key, data[0], data[1], expires))
+        if version is None:  # pragma: no cover - an unconditional insert always writes
+            raise StoreError(f"SQLite wrote nothing for set({key!r})", key=key)
+        return Record(key, _copy(data), version, expires)
 
     def _delete(self, cursor: sqlite3.Cursor, key: str, version: int | None) -> bool:
-        cursor.execute("BEGIN IMMEDIATE")
         now = self._now()
         if version is None:
-            deleted = cursor.execute(_DELETE, (key, now)).rowcount
+            deleted = cursor.execute(_DELETE, (_DEAD, key, now)).rowcount
         else:
-            deleted = cursor.execute(_DELETE_VERSION, (key, version, now)).rowcount
-        cursor.execute("COMMIT")
+            deleted = cursor.execute(_DELETE_VERSION, (_DEAD, key, version, now)).rowcount
         return deleted > 0
 
     def _incr(self, cursor: sqlite3.Cursor, key: str, amount: int, ttl: float | None) -> int:
-        cursor.execute("BEGIN IMMEDIATE")
+        cursor.execute("BEGIN IMMEDIATE")  # read, check the type, write: one transaction
         now = self._now()
-        last, *row = cursor.execute(_READ_FOR_WRITE, (key,)).fetchone()
-        if _is_live(row, now):
+        row = cursor.execute(_GET, (key, now)).fetchone()
+        if row is not None:
             current, expires = _counter(key, decode(row[0], row[1])), row[3]
         else:
             current, expires = 0, _expiry(now, ttl)
         total = current + amount
-        self._write(cursor, key, (True, str(total).encode()), last, expires)
+        cursor.execute(_SET, (key, True, str(total).encode(), expires))
+        cursor.execute("COMMIT")
+        self._wrote(cursor)
         return total
 
     def _scan(self, cursor: sqlite3.Cursor, prefix: str, limit: int | None) -> list[Record]:
@@ -393,13 +434,14 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
     return "locked" in str(exc) or "busy" in str(exc)  # pragma: no cover - Python 3.10
 
 
-def _is_live(row: list[Any], now: float) -> bool:
-    """Whether the ``(is_json, value, version, expires_at)`` part of a joined row is a live record."""
-    return row[0] is not None and (row[3] is None or row[3] > now)
+def _read(cursor: sqlite3.Cursor, key: str, now: float) -> Record | None:
+    row = cursor.execute(_GET, (key, now)).fetchone()
+    return None if row is None else Record(key, decode(row[0], row[1]), row[2], row[3])
 
 
-def _record(key: str, row: list[Any]) -> Record:
-    return Record(key, decode(row[0], row[1]), row[2], row[3])
+def _copy(data: tuple[bool, bytes]) -> Any:
+    """The value a write returns: decoded from what was stored, so it never aliases the caller's object."""
+    return decode(data[0], data[1]) if data[0] else data[1]
 
 
 def _expiry(now: float, ttl: float | None) -> float | None:
