@@ -20,7 +20,23 @@ from . import _idempotency_local as local
 from ._errors import IdempotencyConflictError
 from ._internal._telemetry import count, emit, enabled, wanted
 
-__all__ = ["CAS", "DELETE", "GET", "HOLD", "PUT", "SLEEP", "STOP", "WAIT", "Claimed", "enter", "fail", "succeed"]
+__all__ = [
+    "CAS",
+    "DELETE",
+    "GET",
+    "HOLD",
+    "PUT",
+    "SLEEP",
+    "STOP",
+    "WAIT",
+    "Claimed",
+    "enter",
+    "fail",
+    "lead",
+    "rest",
+    "settle",
+    "succeed",
+]
 
 PUT, GET, CAS, DELETE, SLEEP, WAIT, HOLD, STOP = range(8)
 """Operation codes: ``(PUT, key, value, ttl)`` -> ``(Record, created)``; ``(GET, key)`` -> Record | None;
@@ -92,17 +108,66 @@ def enter(policy: core.Policy, store: object, call: core.Call) -> Flow:
             return _replay(policy, call, flight.data, flight)
 
 
+def lead(store: object, call: core.Call) -> local.Flight | None:
+    """The drivers' fast start: the flight of *call*'s key if this caller leads it in this process, else None.
+
+    A leader writes its claim (``core.claim``) with ``put_if_absent`` and hands the outcome to
+    `settle`; anyone else drives `enter`. Either way the flight must be finished if that fails.
+    """
+    flight, leader = local.join(store, call.key)
+    return flight if leader else None
+
+
+def settle(
+    policy: core.Policy, store: object, call: core.Call, flight: local.Flight, record: Any, created: bool
+) -> Claimed | core.Step:
+    """After the leader's claim: the replayed outcome (the flight is finished), or the step `rest` carries on with."""
+    step = _decide(policy, call, record, created)
+    if step.action == core.REPLAY:
+        assert step.data is not None
+        local.finish(store, call.key, flight, step.data)
+        return _replay(policy, call, step.data, None)
+    return step
+
+
 def _lead(policy: core.Policy, store: object, call: core.Call, flight: local.Flight) -> Flow:
     claim = core.claim(policy, call)
     record, created = yield (PUT, call.key, claim, policy.lease)
+    outcome = settle(policy, store, call, flight, record, created)
+    if isinstance(outcome, Claimed):
+        return outcome
+    return (yield from rest(policy, store, call, flight, claim, record, outcome))
+
+
+def rest(
+    policy: core.Policy,
+    store: object,
+    call: core.Call,
+    flight: local.Flight,
+    claim: bytes,
+    record: Any,
+    step: core.Step,
+) -> Flow:
+    """The leader's flow after `settle`: run (hold the claim), or wait for the holder in another process."""
+    try:
+        return (yield from _rest(policy, store, call, flight, claim, record, step))
+    except BaseException:
+        local.finish(store, call.key, flight)
+        raise
+
+
+def _rest(
+    policy: core.Policy,
+    store: object,
+    call: core.Call,
+    flight: local.Flight,
+    claim: bytes,
+    record: Any,
+    step: core.Step,
+) -> Flow:
     attempt = 0
     holder: Any = None
     while True:
-        try:
-            step = core.decide(policy, call, record, created)
-        except IdempotencyConflictError as exc:
-            _report(policy, call, "conflict", exc.message, logging.INFO)
-            raise
         if step.action == core.RUN:
             if holder is None:
                 message = lambda: f"running {policy.operation!r} for {core.shown(policy, call)!r}"  # noqa: E731
@@ -126,6 +191,16 @@ def _lead(policy: core.Policy, store: object, call: core.Call, flight: local.Fli
         created = False
         if record is None:
             record, created = yield (PUT, call.key, claim, policy.lease)
+        step = _decide(policy, call, record, created)
+
+
+def _decide(policy: core.Policy, call: core.Call, record: Any, created: bool) -> core.Step:
+    """`core.decide`, reporting a conflict before it propagates."""
+    try:
+        return core.decide(policy, call, record, created)
+    except IdempotencyConflictError as exc:
+        _report(policy, call, "conflict", exc.message, logging.INFO)
+        raise
 
 
 def _replay(policy: core.Policy, call: core.Call, data: dict[str, Any], flight: local.Flight | None) -> Claimed:

@@ -18,6 +18,7 @@ from . import _idempotency_local as local
 from ._config import StoreLike, resolve_store
 from ._errors import ConfigError
 from ._idempotency_core import Call, Policy
+from ._idempotency_core import claim as claim_record
 from ._internal import _clock
 from ._internal._durations import Duration, optional_seconds, seconds
 from ._keys import Keyer
@@ -165,6 +166,40 @@ async def adrive(store: Any, steps: flow.Flow) -> Any:
             error = exc
 
 
+def begin(store: Any, policy: Policy, call: Call) -> flow.Claimed:
+    """`flow.enter` with the blocking store API; the leader's claim and a replay run without a generator."""
+    flight = flow.lead(store, call)
+    if flight is None:
+        return cast(flow.Claimed, drive(store, flow.enter(policy, store, call)))
+    claim = claim_record(policy, call)
+    try:
+        record, created = store.put_if_absent(call.key, claim, ttl=policy.lease)
+        outcome = flow.settle(policy, store, call, flight, record, created)
+    except BaseException:
+        local.finish(store, call.key, flight)
+        raise
+    if isinstance(outcome, flow.Claimed):
+        return outcome
+    return cast(flow.Claimed, drive(store, flow.rest(policy, store, call, flight, claim, record, outcome)))
+
+
+async def abegin(store: Any, policy: Policy, call: Call) -> flow.Claimed:
+    """`begin` with the asyncio store API."""
+    flight = flow.lead(store, call)
+    if flight is None:
+        return cast(flow.Claimed, await adrive(store, flow.enter(policy, store, call)))
+    claim = claim_record(policy, call)
+    try:
+        record, created = await store.aput_if_absent(call.key, claim, ttl=policy.lease)
+        outcome = flow.settle(policy, store, call, flight, record, created)
+    except BaseException:
+        local.finish(store, call.key, flight)
+        raise
+    if isinstance(outcome, flow.Claimed):
+        return outcome
+    return cast(flow.Claimed, await adrive(store, flow.rest(policy, store, call, flight, claim, record, outcome)))
+
+
 def async_store(store: StoreLike | None) -> Any:
     """The resolved store, checked to have the asyncio methods."""
     resolved = resolve_store(store)
@@ -288,7 +323,7 @@ def _sync_wrapper(fn: Callable[P, T], policy: Policy, keyer: Keyer, store: Store
         key, fingerprint = keyer(args, kwargs)
         call = Call(key, fingerprint, owner())
         resolved = resolve_store(store)
-        claimed: flow.Claimed = drive(resolved, flow.enter(policy, resolved, call))
+        claimed = begin(resolved, policy, call)
         if claimed.replayed:
             return cast(T, claimed.result)
         try:
@@ -309,7 +344,7 @@ def _async_wrapper(
         key, fingerprint = keyer(args, kwargs)
         call = Call(key, fingerprint, owner())
         resolved = async_store(store)
-        claimed: flow.Claimed = await adrive(resolved, flow.enter(policy, resolved, call))
+        claimed = await abegin(resolved, policy, call)
         if claimed.replayed:
             return cast(T, claimed.result)
         try:
