@@ -4,8 +4,9 @@ Run: ``pytest benchmarks/test_bench_stores.py --benchmark-only -p no:cacheprovid
 
 The floor (each group's baseline) runs the SQL that `SQLiteStore` runs, statement for
 statement and in the same transactions, with the `sqlite3` module on a file with the same
-schema and settings (WAL, ``synchronous=NORMAL``): the lock-free read, ``BEGIN IMMEDIATE``,
-the read-for-write join, the version bump, the write, ``COMMIT``. It skips what the library
+schema and settings (WAL, ``synchronous=NORMAL``): the lock-free read, then one conditional
+``INSERT OR REPLACE`` whose row id is the version (``incr``: a read and the write inside
+``BEGIN IMMEDIATE``). It skips what the library
 adds around the SQL: argument checks, JSON encoding and decoding (the floor writes a
 pre-encoded payload), the clock lookup, `Record` objects, the lock and the fork check.
 The ratio is therefore the library's whole overhead over the database work.
@@ -54,13 +55,6 @@ class RawFloor:
         self.cursor = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5).cursor()
         self.cursor.execute("PRAGMA synchronous = NORMAL")
 
-    def _write(self, key: str, payload: bytes, last: int, expires: float | None) -> int:
-        cur = self.cursor
-        cur.execute(sql._BUMP, (last + 1,))
-        cur.execute(sql._WRITE, (key, True, payload, last + 1, expires))
-        cur.execute("COMMIT")
-        return last + 1
-
     def get(self, key: str) -> Any:
         return self.cursor.execute(sql._GET, (key, time.time())).fetchone()
 
@@ -69,32 +63,25 @@ class RawFloor:
         row = cur.execute(sql._GET, (key, time.time())).fetchone()
         if row is not None:
             return int(row[2])
-        cur.execute("BEGIN IMMEDIATE")
         now = time.time()
-        last, *row = cur.execute(sql._READ_FOR_WRITE, (key,)).fetchone()
-        if row[0] is not None and (row[3] is None or row[3] > now):
-            cur.execute("COMMIT")
-            return int(row[2])
-        return self._write(key, payload, last, now + TTL)
+        if cur.execute(sql._CLAIM, (key, True, payload, now + TTL, key, now)).rowcount > 0:
+            return int(cur.lastrowid or 0)
+        return int(cur.execute(sql._GET, (key, now)).fetchone()[2])
 
     def compare_and_set(self, key: str, payload: bytes, version: int) -> int | None:
         cur = self.cursor
-        cur.execute("BEGIN IMMEDIATE")
         now = time.time()
-        last, *row = cur.execute(sql._READ_FOR_WRITE, (key,)).fetchone()
-        if row[0] is None or (row[3] is not None and row[3] <= now) or row[2] != version:
-            cur.execute("COMMIT")
-            return None
-        return self._write(key, payload, last, now + TTL)
+        if cur.execute(sql._CAS, (key, True, payload, now + TTL, key, version, now)).rowcount > 0:
+            return int(cur.lastrowid or 0)
+        return None
 
     def incr(self, key: str) -> int:
         cur = self.cursor
         cur.execute("BEGIN IMMEDIATE")
-        now = time.time()
-        last, *row = cur.execute(sql._READ_FOR_WRITE, (key,)).fetchone()
-        live = row[0] is not None and (row[3] is None or row[3] > now)
-        total = (int(row[1]) if live else 0) + 1
-        self._write(key, str(total).encode(), last, row[3] if live else None)
+        row = cur.execute(sql._GET, (key, time.time())).fetchone()
+        total = (int(row[1]) if row is not None else 0) + 1
+        cur.execute(sql._SET, (key, True, str(total).encode(), None if row is None else row[3]))
+        cur.execute("COMMIT")
         return total
 
     def close(self) -> None:
