@@ -22,6 +22,7 @@ from psycopg import pq
 
 from .._errors import ConfigError, ReliableError, StoreError
 from ._postgres_core import Query, Statements
+from ._postgres_faults import migrate_error
 
 
 def idle_ok(conn: Any) -> bool:
@@ -202,6 +203,36 @@ async def arun_ddl(conn: Any, sql: Statements) -> None:
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [sql.lock_name])
         await conn.execute(sql.ddl.encode())
+
+
+def ensure_schema(conn: Any, sql: Statements, *, create: bool, force: bool, address: str) -> int:
+    """Read the schema version; run the DDL first if *force*, or if the table is missing and *create*."""
+    table = f"{sql.schema}.{sql.table}"
+    if not force:
+        try:
+            with unit(conn):
+                return check_version(execute(conn, sql.schema_version()), table)
+        except psycopg.errors.UndefinedTable:
+            if not create:
+                raise migrate_error(table, address) from None
+    run_ddl(conn, sql)
+    with unit(conn):
+        return check_version(execute(conn, sql.schema_version()), table)
+
+
+async def aensure_schema(conn: Any, sql: Statements, *, create: bool, force: bool, address: str) -> int:
+    """The async twin of `ensure_schema`."""
+    table = f"{sql.schema}.{sql.table}"
+    if not force:
+        try:
+            async with aunit(conn):
+                return check_version(await aexecute(conn, sql.schema_version()), table)
+        except psycopg.errors.UndefinedTable:
+            if not create:
+                raise migrate_error(table, address) from None
+    await arun_ddl(conn, sql)
+    async with aunit(conn):
+        return check_version(await aexecute(conn, sql.schema_version()), table)
 
 
 def check_version(rows: Any, table: str) -> int:

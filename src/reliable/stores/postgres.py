@@ -24,20 +24,19 @@ from ._postgres_conn import (
     aclose_pool,
     address_of_connection,
     address_of_dsn,
+    aensure_schema,
     aexecute,
-    arun_ddl,
     aunit,
-    check_version,
     checked_out,
     closed_error,
+    ensure_schema,
     execute,
     open_connections,
-    run_ddl,
     unit,
     usable,
 )
 from ._postgres_core import DEFAULT_SCHEMA, DEFAULT_TABLE, Query, Statements
-from ._postgres_faults import fault, migrate_error, retry_safe, undefined_table
+from ._postgres_faults import fault, retry_safe, undefined_table
 from ._protocol import Record, Value
 from ._server import PerLoop, check_timeout, forked_since, pop_query, test_time
 
@@ -71,7 +70,9 @@ class PostgresStore:
         create: Create the table on first use if it is missing. With False, a missing
             table raises `reliable.StoreError` telling you to run the SQL file.
         timeout: Seconds to wait for a connection before giving up.
-        max_connections: Largest size of each connection pool the store makes.
+        max_connections: Connections the store keeps per process (and per event loop for
+            the async methods). It opens them itself when needed, without background threads
+            or tasks, so the first call after the server is back works.
         clock: Use this clock's time instead of the server's unless it is the system clock
             (default: the library clock, which is the system clock outside tests).
 
@@ -80,7 +81,8 @@ class PostgresStore:
         reliable.StoreUnavailableError: (from every operation) the server cannot be reached.
             ``maybe_applied`` is true when a write was sent and the connection died before
             the reply: it may or may not have committed, so read before doing it again.
-            Reads are retried once on a fresh connection; writes never.
+            Reads are retried once on a fresh connection; a statement whose session the
+            server ended (so it was rolled back) is sent again on another; other writes never.
         reliable.StoreError: the server refused the operation (missing rights, missing
             table with ``create=False``, ``incr`` on a non-counter).
 
@@ -243,29 +245,11 @@ class PostgresStore:
 
     def _ensure(self, conn: Any) -> None:
         """Check the schema version once; create the objects if they are missing and *create* allows."""
-        try:
-            with unit(conn):
-                rows = execute(conn, self._sql.schema_version())
-        except psycopg.errors.UndefinedTable:
-            if not self._create:
-                raise migrate_error(self.table, self.address) from None
-            run_ddl(conn, self._sql)
-            with unit(conn):
-                rows = execute(conn, self._sql.schema_version())
-        check_version(rows, self.table)
+        ensure_schema(conn, self._sql, create=self._create, force=False, address=self.address)
         self._ready = True
 
     async def _aensure(self, conn: Any) -> None:
-        try:
-            async with aunit(conn):
-                rows = await aexecute(conn, self._sql.schema_version())
-        except psycopg.errors.UndefinedTable:
-            if not self._create:
-                raise migrate_error(self.table, self.address) from None
-            await arun_ddl(conn, self._sql)
-            async with aunit(conn):
-                rows = await aexecute(conn, self._sql.schema_version())
-        check_version(rows, self.table)
+        await aensure_schema(conn, self._sql, create=self._create, force=False, address=self.address)
         self._ready = True
 
     def migrate(self) -> int:
@@ -278,25 +262,21 @@ class PostgresStore:
         """
         try:
             with self._connection() as conn:
-                run_ddl(conn, self._sql)
-                with unit(conn):
-                    rows = execute(conn, self._sql.schema_version())
+                version = ensure_schema(conn, self._sql, create=True, force=True, address=self.address)
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
             raise fault(self.address, self.table, "migrate", None, exc) from exc
         self._ready = True
-        return check_version(rows, self.table)
+        return version
 
     async def amigrate(self) -> int:
         """The async twin of `migrate`."""
         try:
             async with self._aconnection() as conn:
-                await arun_ddl(conn, self._sql)
-                async with aunit(conn):
-                    rows = await aexecute(conn, self._sql.schema_version())
+                version = await aensure_schema(conn, self._sql, create=True, force=True, address=self.address)
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
             raise fault(self.address, self.table, "migrate", None, exc) from exc
         self._ready = True
-        return check_version(rows, self.table)
+        return version
 
     def _time(self) -> float | None:
         return test_time(self._clock)

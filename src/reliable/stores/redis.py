@@ -6,9 +6,7 @@ Needs ``pip install 'reliable[redis]'`` (redis-py 5 or newer).
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
-import warnings
 from typing import Any
 
 import redis
@@ -16,8 +14,6 @@ import redis.asyncio
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.exceptions import (
-    AuthenticationError,
-    BusyLoadingError,
     NoScriptError,
     ReadOnlyError,
     RedisError,
@@ -28,7 +24,18 @@ from redis.retry import Retry as SyncRetry
 from .._errors import ConfigError, ReliableError, StoreError
 from .._internal import _clock
 from ._protocol import Record, Value
-from ._redis_core import NOT_A_COUNTER, SCRIPTS, Call, Layout, not_a_counter
+from ._redis_conn import (
+    aclose_client,
+    address,
+    checked_client,
+    checked_prefix,
+    client_options,
+    closed,
+    not_sent,
+    retry_read,
+)
+from ._redis_core import Call, Layout, not_a_counter
+from ._redis_lua import NOT_A_COUNTER, SCRIPTS
 from ._server import PerLoop, check_timeout, pop_query, redact, test_time, unavailable
 
 __all__ = ["RedisStore"]
@@ -91,18 +98,18 @@ class RedisStore:
             self._url, query = pop_query(url, ("prefix",))
             prefix = query.get("prefix", prefix) if prefix is None else prefix
             self.address = redact(self._url)
-            self._options = _client_options(self._url, self._timeout)
+            self._options = client_options(self._url, self._timeout)
         elif isinstance(url, redis.asyncio.Redis):
-            self._aclient = _checked_client(url)
-            self.address = _address(url)
+            self._aclient = checked_client(url)
+            self.address = address(url)
         elif isinstance(url, redis.Redis):
-            self._client = _checked_client(url)
-            self.address = _address(url)
+            self._client = checked_client(url)
+            self.address = address(url)
         else:
             msg = f"url={url!r} is not a Redis URL or client; pass 'redis://host:6379/0' or a redis.Redis"
             raise ConfigError(msg, parameter="url", value=url)
-        self._layout = Layout(_checked_prefix("reliable:" if prefix is None else prefix))
-        self._loops: PerLoop[Any] = PerLoop(self._open_async, _aclose_client)
+        self._layout = Layout(checked_prefix("reliable:" if prefix is None else prefix))
+        self._loops: PerLoop[Any] = PerLoop(self._open_async, aclose_client)
 
     @property
     def prefix(self) -> str:
@@ -116,7 +123,7 @@ class RedisStore:
 
     def _sync(self) -> Any:
         if self._closed:
-            raise _closed(self.address)
+            raise closed(self.address)
         if self._client is None:
             if self._url is None:
                 msg = "this RedisStore was made from a redis.asyncio client; use the a* methods or pass a URL"
@@ -142,14 +149,14 @@ class RedisStore:
                     reply = client.eval(source, len(call.keys), *call.keys, *call.args)
                 return call.parse(reply)
             except RedisError as exc:
-                if attempt == 1 and _retry_read(call, exc):
+                if attempt == 1 and retry_read(call, exc):
                     continue
                 raise self._fault(call, exc) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _arun(self, call: Call) -> Any:
         if self._closed:
-            raise _closed(self.address)
+            raise closed(self.address)
         if self._url is None and self._aclient is None:
             return await asyncio.to_thread(self._run, call)
         for attempt in (1, 2):
@@ -164,7 +171,7 @@ class RedisStore:
                     reply = await client.eval(source, len(call.keys), *call.keys, *call.args)
                 return call.parse(reply)
             except RedisError as exc:
-                if attempt == 1 and _retry_read(call, exc):
+                if attempt == 1 and retry_read(call, exc):
                     continue
                 raise self._fault(call, exc) from exc
         raise AssertionError("unreachable")  # pragma: no cover
@@ -177,7 +184,7 @@ class RedisStore:
         if isinstance(exc, ResponseError):
             msg = f"Redis at {self.address} refused {call.operation}({call.key!r}): {exc}"
             return StoreError(msg, address=self.address, operation=call.operation, key=call.key)
-        return unavailable("Redis", self.address, call.operation, call.key, exc, sent=not _not_sent(exc))
+        return unavailable("Redis", self.address, call.operation, call.key, exc, sent=not not_sent(exc))
 
     def _time(self) -> float | None:
         return test_time(self._clock)
@@ -260,83 +267,3 @@ class RedisStore:
         """Close this event loop's connections, then the rest (a client you passed in stays open)."""
         await self._loops.aclose_current()
         self.close()
-
-
-def _client_options(url: str, timeout: float) -> dict[str, Any]:
-    """redis-py options for the clients the store makes: raw bytes, bounded waits, and no retries.
-
-    redis-py retries commands on connection errors by default (10 times); a re-sent
-    ``incr`` or compare-and-set whose first reply was lost would be applied twice.
-    """
-    if not url.lower().startswith(("redis://", "rediss://", "unix://")):
-        msg = f"url={redact(url)!r} is not a Redis URL; pass 'redis://host:6379/0', 'rediss://…' or 'unix:///path'"
-        raise ConfigError(msg, parameter="url", value=redact(url))
-    return {
-        "socket_timeout": timeout,
-        "socket_connect_timeout": timeout,
-        "client_name": f"reliable-{os.getpid()}",
-        "decode_responses": False,
-    }
-
-
-def _checked_client(client: Any) -> Any:
-    kwargs = client.get_connection_kwargs()
-    if kwargs.get("decode_responses"):
-        msg = (
-            "the Redis client decodes responses, so bytes values would break; pass a client with decode_responses=False"
-        )
-        raise ConfigError(msg, parameter="url")
-    retry = kwargs.get("retry")
-    if retry is not None and retry.get_retries() > 0:
-        warnings.warn(
-            f"this Redis client retries commands ({retry.get_retries()} times); a write re-sent after a lost reply "
-            "may be applied twice (incr, compare-and-set). Pass a client made with retry=Retry(NoBackoff(), 0)",
-            stacklevel=3,
-        )
-    return client
-
-
-def _address(client: Any) -> str:
-    kwargs = client.get_connection_kwargs()
-    if kwargs.get("path"):
-        return f"unix://{kwargs['path']}?db={kwargs.get('db', 0)}"
-    return f"redis://{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
-
-
-def _checked_prefix(prefix: str) -> str:
-    if not isinstance(prefix, str) or not prefix or len(prefix) > 256:
-        msg = f"prefix={prefix!r} is invalid; pass a non-empty str of at most 256 characters, e.g. 'myapp:reliable:'"
-        raise ConfigError(msg, parameter="prefix", value=prefix)
-    return prefix
-
-
-def _retry_read(call: Call, exc: RedisError) -> bool:
-    """Reads are retried once after a lost connection (a pooled one the server dropped, say)."""
-    from ._server import WRITES
-
-    return call.operation not in WRITES and isinstance(exc, redis.ConnectionError)
-
-
-def _not_sent(exc: BaseException) -> bool:
-    """Whether *exc* shows the request never reached the server (it could not connect at all)."""
-    if isinstance(exc, (BusyLoadingError, AuthenticationError)):
-        return True
-    text = str(exc)
-    if "connecting to" in text or "Timeout connecting" in text:
-        return True
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ConnectionRefusedError):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
-
-
-def _closed(address: str) -> ReliableError:
-    from .._errors import StoreUnavailableError
-
-    return StoreUnavailableError(f"RedisStore for {address} is closed; make a new one", address=address)
-
-
-async def _aclose_client(client: Any) -> None:
-    await client.aclose()
