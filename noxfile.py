@@ -17,8 +17,8 @@ ROOT = Path(__file__).parent
 PYPROJECT = (ROOT / "pyproject.toml").read_text()
 PYTHONS = re.findall(r'"Programming Language :: Python :: (3\.\d+)"', PYPROJECT)
 DEFAULT_PYTHON = "3.11"
-COVERAGE_FLOOR = 0
-"""Branch coverage the default-Python run must reach (see the closing notes for the measured value)."""
+COVERAGE_FLOOR = 90
+"""Branch coverage the default-Python run must reach: 93 % measured at the first full run; STYLE.md asks for 100 %."""
 
 
 def _find_pyenv_pythons() -> None:
