@@ -21,7 +21,7 @@ import reliable
 from reliable._internal import _telemetry
 from reliable._internal._telemetry import Event
 
-REAL_TIMEOUT = 10.0
+REAL_TIMEOUT = 60.0
 """Real seconds a test waits for another thread or process before failing (never reached when it passes)."""
 
 

@@ -71,7 +71,9 @@ def current() -> Clock:
 def install(clock: Clock) -> Clock:
     """Make *clock* the library clock and return the one it replaces."""
     global _current
-    if not isinstance(clock, Clock):
+    # Duck-typed with getattr, not isinstance(clock, Clock): since Python 3.12 runtime-checkable
+    # protocols ignore attributes a wrapper serves through __getattr__.
+    if not all(callable(getattr(clock, method, None)) for method in ("monotonic", "time", "sleep", "asleep")):
         from .._errors import ConfigError
 
         msg = f"clock={clock!r} is not a Clock; pass an object with monotonic(), time(), sleep() and asleep()"
