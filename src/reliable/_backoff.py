@@ -103,9 +103,11 @@ def decide(
     """
     if not retryable:
         return Decision(None, why)
-    if policy.attempts is not None and attempt >= policy.attempts:
-        return Decision(None, f"all {policy.attempts} attempts failed")
-    remaining = None if policy.deadline is None else policy.deadline - elapsed
+    attempts = policy.attempts
+    if attempts is not None and attempt >= attempts:
+        return Decision(None, f"all {attempts} attempts failed")
+    deadline = policy.deadline
+    remaining = None if deadline is None else deadline - elapsed
     if remaining is not None and remaining <= 0:
         return Decision(None, f"the {policy.deadline:g}s deadline passed")
     if requested is not None:

@@ -137,7 +137,12 @@ _by_type: dict[type[BaseException], Classification] = {}
 def known_classification(exc: BaseException) -> Classification | None:
     """The cached classification of a plain exception's type (see `plain`), or None: the retry loop's fast path."""
     known = _by_type.get(type(exc))  # only plain types are cached; an instance may still carry attributes
-    return known if known is not None and plain(exc) else None
+    if known is None:
+        return None
+    try:
+        return None if exc.__dict__ else known  # `plain`, whose type half is already known to hold
+    except AttributeError:  # pragma: no cover - every BaseException has a __dict__
+        return None
 
 
 def _classify(exc: BaseException, now: float) -> Classification:
