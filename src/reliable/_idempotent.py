@@ -33,6 +33,7 @@ ErrorTypes = Union[type[BaseException], tuple[type[BaseException], ...]]
 DEFAULT_MAX_RESULT_BYTES = 1_048_576
 
 _host = socket.gethostname()
+_tuple_new = tuple.__new__
 _serial = itertools.count(1)
 _prefix = f"{_host}:{os.getpid()}:"
 
@@ -321,7 +322,7 @@ def _sync_wrapper(fn: Callable[P, T], policy: Policy, keyer: Keyer, store: Store
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
         key, fingerprint = keyer(args, kwargs)
-        call = Call(key, fingerprint, owner())
+        call = _tuple_new(Call, (key, fingerprint, owner()))  # Call(...) without its Python-level __new__
         resolved = resolve_store(store)
         claimed = begin(resolved, policy, call)
         if claimed.replayed:
@@ -342,7 +343,7 @@ def _async_wrapper(
     @functools.wraps(fn)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
         key, fingerprint = keyer(args, kwargs)
-        call = Call(key, fingerprint, owner())
+        call = _tuple_new(Call, (key, fingerprint, owner()))  # Call(...) without its Python-level __new__
         resolved = async_store(store)
         claimed = await abegin(resolved, policy, call)
         if claimed.replayed:
