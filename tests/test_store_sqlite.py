@@ -529,3 +529,27 @@ def test_no_pid_change_keeps_the_connection(store: SQLiteStore) -> None:
 
     assert before is store._cursor
     assert os.getpid() == store._pid
+
+
+def _open_together(path: str, barrier: object, index: int) -> None:
+    barrier.wait(60)  # type: ignore[attr-defined]
+    store = SQLiteStore(path)
+    store.put_if_absent(f"opened:{index}", index)
+    store.close()
+
+
+@pytest.mark.processes
+@pytest.mark.parametrize("round_", range(3))
+def test_processes_opening_a_new_file_at_once_all_get_in(tmp_path: Path, round_: int) -> None:
+    """Eight processes creating the same new file at one moment all open it and write (no "database is locked")."""
+    spawn = multiprocessing.get_context("spawn")
+    barrier = spawn.Barrier(8)
+    path = str(tmp_path / f"new-{round_}.db")
+    children = [spawn.Process(target=_open_together, args=(path, barrier, i)) for i in range(8)]
+    for child in children:
+        child.start()
+    for child in children:
+        child.join(120)
+
+    assert [0] * 8 == [child.exitcode for child in children]
+    assert 8 == len(SQLiteStore(path).scan("opened:"))

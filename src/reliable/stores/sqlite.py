@@ -7,6 +7,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -182,17 +183,39 @@ class SQLiteStore:
             raise self._unavailable(exc, "opening the file") from exc
         try:
             cursor = conn.cursor()
-            if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                cursor.execute("PRAGMA journal_mode = WAL")
-            cursor.execute("PRAGMA synchronous = NORMAL")
-            if cursor.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
-                self._migrate(cursor)
+            self._setup(cursor)
         except BaseException as exc:
             conn.close()
             if isinstance(exc, sqlite3.Error):
                 raise self._unavailable(exc, "opening the file") from exc
             raise
         return cursor
+
+    def _setup(self, cursor: sqlite3.Cursor) -> None:
+        """Switch to WAL and bring the schema up to date, retrying SQLITE_BUSY within *busy_timeout*.
+
+        Two processes opening a new file at once can get "database is locked" from the switch
+        to WAL without SQLite calling its busy handler, so the retry is ours: short real waits
+        (this is I/O against another process, not a backoff the library clock could skip).
+        """
+        deadline = time.monotonic() + self._timeout
+        pause = 0.001
+        while True:
+            try:
+                if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    cursor.execute("PRAGMA journal_mode = WAL")
+                cursor.execute("PRAGMA synchronous = NORMAL")
+                if cursor.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                    self._migrate(cursor)
+                return
+            except sqlite3.OperationalError as exc:
+                busy = "locked" in str(exc) or "busy" in str(exc)
+                if not busy or time.monotonic() >= deadline:
+                    raise
+                if cursor.connection.in_transaction:
+                    cursor.execute("ROLLBACK")
+                time.sleep(pause)
+                pause = min(pause * 2, 0.025)
 
     def _migrate(self, cursor: sqlite3.Cursor) -> None:
         cursor.execute("BEGIN IMMEDIATE")
