@@ -13,11 +13,12 @@ from typing import Any
 import pytest
 
 import reliable
+from reliable import StoreUnavailableError
 from reliable import _idempotency_core as core
 from reliable._serialize import JSONSerializer, PickleSerializer
 from reliable.stores import Store
 from reliable.stores.memory import MemoryStore
-from reliable.testing import FakeClock
+from reliable.testing import FakeClock, installed
 from test_idempotent_support import Counting, clock, events, names  # noqa: F401
 
 REAL_TIMEOUT = 5.0
@@ -297,3 +298,56 @@ def test_blocking_call_on_the_loop_of_an_async_holder_raises() -> None:
         return await task, blocking()
 
     assert ("async", "async") == asyncio.run(main())
+
+
+class _FlakyCompletion:
+    """A MemoryStore whose next compare-and-sets fail: before writing, or after writing (a lost reply)."""
+
+    def __init__(self, failures: int, *, applied: bool) -> None:
+        self.inner = MemoryStore()
+        self.failures = failures
+        self.applied = applied
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def compare_and_set(self, key: str, value: Any, *, version: int, ttl: float | None = None) -> Any:
+        if self.failures:
+            self.failures -= 1
+            if self.applied:
+                self.inner.compare_and_set(key, value, version=version, ttl=ttl)
+            raise StoreUnavailableError("store restarting", address="memory://")
+        return self.inner.compare_and_set(key, value, version=version, ttl=ttl)
+
+
+@pytest.mark.parametrize("applied", [False, True], ids=["not-applied", "reply-lost"])
+def test_completion_rides_out_a_short_store_outage(applied: bool) -> None:
+    """When storing the result fails a few times (written or not), the call still completes once and replays."""
+    store = _FlakyCompletion(3, applied=applied)
+    effects: list[str] = []
+
+    @reliable.idempotent(store=store, key=lambda key: key, name="flaky-completion")
+    def work(key: str) -> str:
+        effects.append(key)
+        return f"done {key}"
+
+    with installed(FakeClock()) as clock:
+        first = work("k")
+        again = work("k")
+
+    assert ("done k", "done k", ["k"]) == (first, again, effects)
+    assert 0 < clock.advanced < 1
+
+
+def test_completion_gives_up_after_a_long_outage() -> None:
+    """A store that stays down while the result is stored surfaces StoreUnavailableError after the retries."""
+    store = _FlakyCompletion(100, applied=False)
+
+    @reliable.idempotent(store=store, key=lambda key: key, name="down-completion")
+    def work(key: str) -> str:
+        return key
+
+    with installed(FakeClock()), pytest.raises(StoreUnavailableError):
+        work("k")
+
+    assert 95 == store.failures

@@ -17,7 +17,7 @@ from typing import Any
 
 from . import _idempotency_core as core
 from . import _idempotency_local as local
-from ._errors import IdempotencyConflictError
+from ._errors import IdempotencyConflictError, StoreUnavailableError
 from ._internal._telemetry import count, emit, enabled, wanted
 
 __all__ = [
@@ -226,7 +226,7 @@ def succeed(policy: core.Policy, store: object, claimed: Claimed, result: Any) -
     try:
         version = yield (STOP, claimed.lease)
         value, completed, unstored = core.complete(policy, call, result)
-        record = yield (CAS, call.key, value, version, policy.ttl)
+        record = yield from _complete(policy, call, value, version)
         if record is None:
             record, created = yield (PUT, call.key, value, policy.ttl)
             if not created:
@@ -247,6 +247,37 @@ def succeed(policy: core.Policy, store: object, claimed: Claimed, result: Any) -
         if claimed.flight is not None:
             local.finish(store, call.key, claimed.flight, data, live)
     return result
+
+
+COMPLETE_TRIES = 5
+"""Writes of a completed record tried before the store's error reaches the caller (waits 0.05 s, doubling)."""
+
+
+def _complete(policy: core.Policy, call: core.Call, value: Any, version: int) -> Flow:
+    """Compare-and-set the completed record on the claim's *version*, riding out a short store outage.
+
+    The function has already run: if this write is given up, the claim stays in progress and a
+    later call runs the function again once its lease ends. So an unavailable store is tried
+    again a few times on the library clock. A write whose reply was lost may have been applied,
+    so after a failure the record is read back first: if it already holds this completion,
+    that is the answer.
+    """
+    pause = 0.05
+    ambiguous = False
+    for attempt in range(COMPLETE_TRIES):
+        try:
+            if ambiguous:
+                current = yield (GET, call.key)
+                if current is not None and current.value == value:
+                    return current
+            return (yield (CAS, call.key, value, version, policy.ttl))
+        except StoreUnavailableError:
+            if attempt == COMPLETE_TRIES - 1:
+                raise
+            ambiguous = True
+            yield (SLEEP, pause)
+            pause *= 2
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def fail(policy: core.Policy, store: object, claimed: Claimed, exc: BaseException) -> Flow:
