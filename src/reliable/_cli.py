@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from . import _cli_run, _cli_status, _demo
+from . import _cli_migrate, _cli_run, _cli_status, _demo
 
 __all__ = ["COMMANDS", "Command", "build_parser", "main"]
 
@@ -32,6 +32,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("check", _cli_status.CHECK_HELP, _cli_status.add_check_arguments, _cli_status.check),
     Command("run", _cli_run.RUN_HELP, _cli_run.add_run_arguments, _cli_run.run),
     Command("demo", _demo.DEMO_HELP, _demo.add_demo_arguments, _demo.demo),
+    Command("migrate", _cli_migrate.MIGRATE_HELP, _cli_migrate.add_migrate_arguments, _cli_migrate.migrate),
 )
 
 
