@@ -101,7 +101,7 @@ def typecheck(session: nox.Session) -> None:
 @nox.session(python=DEFAULT_PYTHON)
 def docs(session: nox.Session) -> None:
     """Run every docs example and doctest every Markdown page's code."""
-    session.install("-e", ".[tests]")
+    session.install("-e", ".[tests,redis,postgres]")
     session.run("pytest", "-p", "no:cacheprovider", "tests/test_docs.py", *session.posargs)
 
 

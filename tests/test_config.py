@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from reliable.stores.sqlite import SQLiteStore
 
 import reliable
 from reliable import ConfigError, _config
 from reliable.stores import default_path
 from reliable.stores import open as open_store
 from reliable.stores.memory import MemoryStore
+from reliable.stores.sqlite import SQLiteStore
 
 
 @pytest.fixture(autouse=True)
@@ -107,3 +107,20 @@ def test_alert_sinks_configured_and_scoped() -> None:
         inside = _config.alert_sinks()
 
     assert ((sink,), None) == (inside, _config.alert_sinks())
+
+
+@pytest.mark.parametrize(
+    ("url", "driver", "extra"), [("redis://h/0", "redis", "redis"), ("postgresql://h/db", "psycopg", "postgres")]
+)
+def test_open_without_the_driver_names_the_extra(
+    url: str, driver: str, extra: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server URL whose driver is not installed is a ConfigError naming the extra to install, not an ImportError."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, driver, None)
+    for name in [m for m in sys.modules if m.startswith(f"reliable.stores.{extra}")]:
+        monkeypatch.delitem(sys.modules, name)
+
+    with pytest.raises(ConfigError, match=rf"pip install 'reliable\[{extra}\]'"):
+        open_store(url)

@@ -47,12 +47,21 @@ def open(url: str) -> Any:  # noqa: A001 - mirrors the builtin on purpose, as `d
 
         return SQLiteStore(url[len("sqlite:///") :])
     if scheme in ("redis", "rediss", "unix"):
-        from .redis import RedisStore
-
+        try:
+            from .redis import RedisStore
+        except ImportError as exc:
+            raise _missing_extra(url, "redis", exc) from exc
         return RedisStore(url)
     if scheme in ("postgresql", "postgres"):
-        from .postgres import PostgresStore
-
+        try:
+            from .postgres import PostgresStore
+        except ImportError as exc:
+            raise _missing_extra(url, "postgres", exc) from exc
         return PostgresStore(url)
     msg = f"cannot open store URL {url!r}; use one of {', '.join(SCHEMES)} (e.g. 'sqlite:////var/lib/myjob/state.db')"
     raise ConfigError(msg, url=url)
+
+
+def _missing_extra(url: str, extra: str, exc: ImportError) -> ConfigError:
+    msg = f"store URL {url.split('@')[-1]!r} needs the {extra!r} extra ({exc}); pip install 'reliable[{extra}]'"
+    return ConfigError(msg, url=url, extra=extra)
