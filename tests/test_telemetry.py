@@ -116,3 +116,14 @@ def test_counter_observations_export_counts() -> None:
         o.attributes == {"event": "reliable.test.observed", "reliable.operation": "op-b"} and o.value >= 1
         for o in observations
     )
+
+
+def test_remove_listener_removes_an_equal_bound_method() -> None:
+    """A listener added as `seen.append` is removed by another `seen.append` (a new, equal bound method)."""
+    seen: list[Event] = []
+    _telemetry.add_listener(seen.append)
+    _telemetry.remove_listener(seen.append)
+
+    emit("x", "after-removal", "m")
+
+    assert [] == seen

@@ -222,9 +222,13 @@ def add_listener(listener: Listener) -> None:
 
 
 def remove_listener(listener: Listener) -> None:
-    """Stop calling *listener*; unknown listeners are ignored."""
+    """Stop calling *listener*; unknown listeners are ignored.
+
+    Compared by equality, not identity: ``remove_listener(events.append)`` must remove what
+    ``add_listener(events.append)`` added, though each ``events.append`` is a new bound-method object.
+    """
     with _state.lock:
-        _state.listeners = tuple(x for x in _state.listeners if x is not listener)
+        _state.listeners = tuple(x for x in _state.listeners if x != listener)
 
 
 def push_listener(listener: Listener, *, replaces: type | None = None) -> contextvars.Token[tuple[Listener, ...]]:
