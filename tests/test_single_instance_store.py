@@ -341,3 +341,24 @@ def test_async_twins(store: Store, clock: FakeClock) -> None:
 
     assert after == pytest.approx(before + 5, abs=0.5)
     assert gone
+
+
+def test_a_forgotten_lease_of_a_dead_store_never_blocks_a_new_store(clock: FakeClock) -> None:
+    """A lease left unreleased on a store that was then garbage-collected does not make a new store's lock look
+    held, even if the new store object lands at the same address (keys hold the store, not its id())."""
+    import gc
+
+    from reliable.stores.memory import MemoryStore
+
+    for _ in range(50):
+        old = MemoryStore()
+        lease = reliable.single_instance("job", store=old, ttl=30).acquire()
+        assert isinstance(lease, reliable.Lease)
+        del old, lease
+        gc.collect()
+        fresh = MemoryStore()
+
+        again = reliable.single_instance("job", store=fresh, ttl=30).acquire()
+
+        assert isinstance(again, reliable.Lease)
+        again.release()

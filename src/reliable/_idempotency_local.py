@@ -5,7 +5,7 @@ When several threads or tasks of one process call with the same key at once, onl
 leader's outcome. They never poll the store or sleep on the library clock: under a fake
 clock, a poller's sleep would move time past the leader's own lease and run the function twice.
 
-Flights are keyed by ``(id(store), store key)`` and removed when they finish.
+Flights are keyed by ``(Identity(store), store key)`` and removed when they finish.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import contextlib
 import threading
 from collections.abc import Callable
 from typing import Any
+
+from ._internal._identity import Identity
 
 __all__ = ["Flight", "WouldDeadlock", "await_flight", "finish", "join", "wait_flight"]
 
@@ -53,7 +55,7 @@ _lock = threading.Lock()
 _get_ident = threading.get_ident
 _get_running_loop = asyncio._get_running_loop
 _task_of = asyncio.current_task
-_flights: dict[tuple[int, str], Flight] = {}
+_flights: dict[tuple[Identity, str], Flight] = {}
 
 
 def _current_task() -> object:
@@ -64,13 +66,13 @@ def _current_task() -> object:
 def join(store: object, key: str) -> tuple[Flight, bool]:
     """The flight of *key* in *store*, and whether the caller leads it (it did not exist)."""
     made = Flight()
-    found = _flights.setdefault((id(store), key), made)  # atomic: no lock needed to elect the leader
+    found = _flights.setdefault((Identity(store), key), made)  # atomic: no lock needed to elect the leader
     return found, found is made
 
 
 def finish(store: object, key: str, flight: Flight, data: dict[str, Any] | None = None, live: Any = _MISSING) -> None:
     """End *flight* with the COMPLETED record *data* (None: waiters try again) and wake its waiters."""
-    ident = (id(store), key)
+    ident = (Identity(store), key)
     with _lock:
         if flight.done:
             return

@@ -14,6 +14,7 @@ from typing import Any
 from . import _file_lock, _lock_registry
 from ._config import lock_settings, resolve_store
 from ._internal import _clock
+from ._internal._identity import Identity
 from ._lease import Lease
 from ._lease_core import Conflict, Settings, slot_key
 from ._lock_dir import default_lock_dir, prepare, slot_path
@@ -46,7 +47,7 @@ class StoreTarget:
     def __init__(self, settings: Settings, store: Any) -> None:
         self.settings = settings
         self.store = store
-        self.registry_key: Hashable = ("store", id(store), settings.name)
+        self.registry_key: Hashable = ("store", Identity(store), settings.name)
 
     def _flow(self, owner: _lock_registry.Owner, owner_id: str, want_expiry: bool) -> Any:
         s = self.settings
