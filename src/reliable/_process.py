@@ -75,39 +75,46 @@ def run_command(
             while tail_size[0] - len(tail[0]) >= tail_bytes and len(tail) > 1:
                 tail_size[0] -= len(tail.popleft())
 
-    try:
-        proc = subprocess.Popen(
-            list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, close_fds=True
-        )
-    except FileNotFoundError as exc:
-        msg = f"reliable run: command not found: {argv[0]!r} ({exc.strerror})\n"
-        return Completed(EXIT_NOT_FOUND, False, (), clock.monotonic() - started, msg)
-    except PermissionError as exc:
-        msg = f"reliable run: cannot execute {argv[0]!r} ({exc.strerror})\n"
-        return Completed(EXIT_NOT_EXECUTABLE, False, (), clock.monotonic() - started, msg)
-
-    assert proc.stdout is not None
-    assert proc.stderr is not None
-    pumps = [
-        threading.Thread(target=_pump, args=(proc.stdout, stdout or sys.stdout.buffer, keep), daemon=True),
-        threading.Thread(target=_pump, args=(proc.stderr, stderr or sys.stderr.buffer, keep), daemon=True),
-    ]
     forwarded: list[int] = []
+    early: list[int] = []
+    box: list[subprocess.Popen[bytes]] = []
     timed_out = False
-    try:
-        for pump in pumps:
-            pump.start()
-        with _forwarding(proc, forwarded):
+    # Forwarding starts before the child does: a supervisor's SIGTERM that lands while the
+    # child is being started must reach it, not kill this process and orphan the child.
+    with _forwarding(box, forwarded, early):
+        try:
+            proc = subprocess.Popen(
+                list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, close_fds=True
+            )
+        except FileNotFoundError as exc:
+            msg = f"reliable run: command not found: {argv[0]!r} ({exc.strerror})\n"
+            return Completed(EXIT_NOT_FOUND, False, tuple(forwarded), clock.monotonic() - started, msg)
+        except PermissionError as exc:
+            msg = f"reliable run: cannot execute {argv[0]!r} ({exc.strerror})\n"
+            return Completed(EXIT_NOT_EXECUTABLE, False, tuple(forwarded), clock.monotonic() - started, msg)
+        box.append(proc)  # from here on the handler forwards by itself
+        for signum in early:  # what came while the child was starting
+            _signal_group(proc, signum)
+
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        pumps = [
+            threading.Thread(target=_pump, args=(proc.stdout, stdout or sys.stdout.buffer, keep), daemon=True),
+            threading.Thread(target=_pump, args=(proc.stderr, stderr or sys.stderr.buffer, keep), daemon=True),
+        ]
+        try:
+            for pump in pumps:
+                pump.start()
             try:
                 proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 timed_out = True
                 _stop(proc, grace)
-    except BaseException:
-        # An exception here (a signal handler of the caller that raised before the
-        # forwarding started, say) must not leave the child's group running on its own.
-        _stop(proc, grace)
-        raise
+        except BaseException:
+            # An exception here (a signal handler of the caller that raised, say) must not
+            # leave the child's group running on its own.
+            _stop(proc, grace)
+            raise
     for pump in pumps:
         pump.join(timeout=5)
     code = proc.returncode
@@ -147,15 +154,22 @@ def _signal_group(proc: subprocess.Popen[bytes], signum: int) -> None:
 
 
 @contextlib.contextmanager
-def _forwarding(proc: subprocess.Popen[bytes], forwarded: list[int]) -> Iterator[None]:
-    """Forward the usual supervisor signals to the child's process group while it runs (main thread only)."""
+def _forwarding(box: list[subprocess.Popen[bytes]], forwarded: list[int], early: list[int]) -> Iterator[None]:
+    """Forward the usual supervisor signals to the child's process group (main thread only).
+
+    Until the child exists (*box* is empty) a signal is only recorded in *early*, for the
+    caller to send once it has started the child.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def forward(signum: int, frame: object) -> None:
         forwarded.append(signum)
-        _signal_group(proc, signum)
+        if box:
+            _signal_group(box[0], signum)
+        else:
+            early.append(signum)
 
     previous = {}
     for signum in FORWARDED:
