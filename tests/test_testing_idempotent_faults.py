@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import pytest
 
+from user_suite import run_user_tests
+
 USER_TESTS = '''
 """A user's tests of a payment wrapped in reliable.idempotent, driven by every fault kind."""
 
@@ -216,16 +218,6 @@ def test_block_form_crash_then_takeover(reliable_clock, reliable_store, reliable
 @pytest.mark.parametrize("backend", ["memory", "sqlite"])
 def test_every_fault_kind_drives_idempotent(pytester: pytest.Pytester, backend: str) -> None:
     """Every fault kind drives it as documented (the list is in USER_TESTS' docstrings)."""
-    pytester.makepyfile(test_user_idempotent=USER_TESTS)
-
-    result = pytester.runpytest(
-        "-p",
-        "no:hypothesispytest",
-        "-p",
-        "no:benchmark",
-        "-v",
-        "--reliable-forbid-sleep",
-        f"--reliable-store={backend}",
-    )
+    result = run_user_tests(pytester, "test_user_idempotent", USER_TESTS, backend)
 
     result.assert_outcomes(passed=USER_TESTS.count("\ndef test_"))

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import pytest
 
+from user_suite import run_user_tests
+
 USER_TESTS = '''
 """A user's tests of an observed sync job, driven by every fault kind through the public fixtures."""
 
@@ -186,16 +188,6 @@ def test_async_crash_is_reported_as_an_error(reliable_clock, reliable_faults, re
 @pytest.mark.parametrize("backend", ["memory", "sqlite"])
 def test_every_fault_kind_drives_observed(pytester: pytest.Pytester, backend: str) -> None:
     """Every fault kind drives it as documented (the list is in USER_TESTS' docstrings)."""
-    pytester.makepyfile(test_user_observed=USER_TESTS)
-
-    result = pytester.runpytest(
-        "-p",
-        "no:hypothesispytest",
-        "-p",
-        "no:benchmark",
-        "-v",
-        "--reliable-forbid-sleep",
-        f"--reliable-store={backend}",
-    )
+    result = run_user_tests(pytester, "test_user_observed", USER_TESTS, backend)
 
     result.assert_outcomes(passed=USER_TESTS.count("\ndef test_"))

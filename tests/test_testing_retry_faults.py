@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import pytest
 
+from user_suite import run_user_tests
+
 USER_TESTS = '''
 """A user's tests of a job wrapped in reliable.retry, driven by every fault kind through the public fixtures."""
 
@@ -185,16 +187,6 @@ def test_block_form_honours_retry_after(reliable_clock, reliable_faults):
 @pytest.mark.parametrize("backend", ["memory", "sqlite"])
 def test_every_fault_kind_drives_retry(pytester: pytest.Pytester, backend: str) -> None:
     """Every fault kind drives it as documented (the list is in USER_TESTS' docstrings)."""
-    pytester.makepyfile(test_user_retry=USER_TESTS)
-
-    result = pytester.runpytest(
-        "-p",
-        "no:hypothesispytest",
-        "-p",
-        "no:benchmark",
-        "-v",
-        "--reliable-forbid-sleep",
-        f"--reliable-store={backend}",
-    )
+    result = run_user_tests(pytester, "test_user_retry", USER_TESTS, backend)
 
     result.assert_outcomes(passed=USER_TESTS.count("\ndef test_"))
