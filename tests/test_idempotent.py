@@ -17,6 +17,8 @@ import pytest
 
 import reliable
 from reliable import _idempotency_core as core
+from reliable import _idempotency_local as local
+from reliable._errors import IdempotencyConflictError
 from reliable.stores import Store
 from reliable.testing import FakeClock
 from test_idempotent_support import Counting, _close_loops, clock, events, idem, mode, names  # noqa: F401
@@ -111,15 +113,45 @@ def test_different_arguments_run_separately(store: Store, mode: str) -> None:
 
 
 def test_round_trips_claim_complete_and_one_read(store: Store, mode: str) -> None:
-    """A first call costs one put_if_absent and one compare_and_set; a replay costs one put_if_absent."""
+    """A first call costs one put_if_absent and one compare_and_set; a replay costs one read.
+
+    The process that completed a key reads it with get (no claim to build); a key completed by
+    someone else is found by the claim itself.
+    """
     counting = Counting(store)
     g = idem(mode, lambda n: n, store=counting, name="rt")
-
     g(1)
     first, counting.ops = counting.ops, []
     g(1)
+    replay, counting.ops = counting.ops, []
+    local._settled.clear()  # as in another process: the key was completed elsewhere
+    g(1)
 
-    assert (["put_if_absent", "compare_and_set"], ["put_if_absent"]) == (first, counting.ops)
+    assert (["put_if_absent", "compare_and_set"], ["get"], ["put_if_absent"]) == (first, replay, counting.ops)
+
+
+def test_settled_key_that_expired_is_claimed_again(store: Store, mode: str, clock: FakeClock) -> None:
+    """A key this process saw completed but whose record is gone costs one read more, then runs again."""
+    calls: list[int] = []
+    counting = Counting(store)
+    g = idem(mode, lambda n: calls.append(n), store=counting, ttl="1h", name="gone")
+    g(1)
+    clock.advance(3601)
+    counting.ops = []
+
+    g(1)
+    g(1)
+
+    assert ([1, 1], ["get", "put_if_absent", "compare_and_set", "get"]) == (calls, counting.ops)
+
+
+def test_settled_key_with_other_arguments_is_a_conflict(store: Store, mode: str) -> None:
+    """The read-first replay checks the fingerprint like the claim does."""
+    g = idem(mode, lambda n, extra=0: n, store=store, key=lambda n, extra=0: str(n), name="fp")
+    g(1)
+
+    with pytest.raises(IdempotencyConflictError):
+        g(1, extra=2)
 
 
 def test_ttl_expiry_allows_a_new_run(store: Store, mode: str, clock: FakeClock) -> None:

@@ -32,7 +32,9 @@ __all__ = [
     "Claimed",
     "enter",
     "fail",
+    "first_run",
     "lead",
+    "replay_settled",
     "rest",
     "settle",
     "succeed",
@@ -130,6 +132,29 @@ def settle(
     return step
 
 
+def replay_settled(policy: core.Policy, store: object, call: core.Call, record: Any) -> Claimed | None:
+    """The replay of *record*, read first because this process saw *call*'s key completed (`local.settled`).
+
+    None: the record is gone or not completed any more; the caller claims the key as usual.
+    """
+    data = None if record is None else core.parse(record.value)
+    if data is None or data["status"] != core.COMPLETED:
+        local.forget_settled(store, call.key)
+        return None
+    try:
+        core.judge(policy, call, data, record.expires_at)
+    except IdempotencyConflictError as exc:
+        _report(policy, call, "conflict", exc.message, logging.INFO)
+        raise
+    return _replay(policy, call, data, None)
+
+
+def first_run(policy: core.Policy, call: core.Call) -> None:
+    """Report that this caller claimed the key and runs the function (the driver then holds the claim)."""
+    message = lambda: f"running {policy.operation!r} for {core.shown(policy, call)!r}"  # noqa: E731
+    _report(policy, call, "first_run", message, logging.DEBUG)
+
+
 def _lead(policy: core.Policy, store: object, call: core.Call, flight: local.Flight) -> Flow:
     claim = core.claim(policy, call)
     record, created = yield (PUT, call.key, claim, policy.lease)
@@ -170,8 +195,7 @@ def _rest(
     while True:
         if step.action == core.RUN:
             if holder is None:
-                message = lambda: f"running {policy.operation!r} for {core.shown(policy, call)!r}"  # noqa: E731
-                _report(policy, call, "first_run", message, logging.DEBUG)
+                first_run(policy, call)
             else:
                 msg = f"took over {core.shown(policy, call)!r} from {holder!r}, whose claim expired"
                 _report(policy, call, "takeover", msg, logging.WARNING, previous_owner=str(holder))

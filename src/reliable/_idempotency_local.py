@@ -13,12 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 from ._internal._identity import Identity
 
-__all__ = ["Flight", "WouldDeadlock", "await_flight", "finish", "join", "wait_flight"]
+__all__ = ["Flight", "WouldDeadlock", "await_flight", "finish", "forget_settled", "join", "settled", "wait_flight"]
 
 _MISSING: Any = object()
 
@@ -56,6 +57,33 @@ _get_ident = threading.get_ident
 _get_running_loop = asyncio._get_running_loop
 _task_of = asyncio.current_task
 _flights: dict[tuple[Identity, str], Flight] = {}
+_SETTLED_MAX = 4096
+_settled: dict[tuple[int, str], Callable[[], object]] = {}
+"""Store keys this process saw COMPLETED lately, by ``(id(store), key)``, each with a weak reference to its store.
+
+A hint only: a call with one of them reads the record first, so its replay needs no flight and no
+claim; if the record is gone or not completed, the call claims as usual (one read more)."""
+
+
+def settled(store: object, key: str) -> bool:
+    """Whether *key* of *store* was COMPLETED when this process last saw it (read its record before claiming)."""
+    ref = _settled.get((id(store), key))
+    return ref is not None and ref() is store
+
+
+def forget_settled(store: object, key: str) -> None:
+    """Stop treating *key* as settled: its record was gone or not completed when read."""
+    _settled.pop((id(store), key), None)
+
+
+def _remember_settled(store: object, key: str) -> None:
+    try:
+        ref = weakref.ref(store)
+    except TypeError:  # a store without weak references is never remembered: its calls just claim
+        return
+    if len(_settled) >= _SETTLED_MAX:
+        _settled.clear()
+    _settled[(id(store), key)] = ref
 
 
 def _current_task() -> object:
@@ -81,6 +109,8 @@ def finish(store: object, key: str, flight: Flight, data: dict[str, Any] | None 
         flight.live = live
         if _flights.get(ident) is flight:
             del _flights[ident]
+        if data is not None:
+            _remember_settled(store, key)
         waiters, flight.waiters = flight.waiters, []
     for wake in waiters:
         wake()

@@ -168,7 +168,15 @@ async def adrive(store: Any, steps: flow.Flow) -> Any:
 
 
 def begin(store: Any, policy: Policy, call: Call) -> flow.Claimed:
-    """`flow.enter` with the blocking store API; the leader's claim and a replay run without a generator."""
+    """`flow.enter` with the blocking store API, without a generator on the common paths.
+
+    A key this process saw completed is read first (a replay is one read and no claim); otherwise
+    the leader claims it, and either replays what the claim found or holds the claim and runs.
+    """
+    if local.settled(store, call.key):
+        replayed = flow.replay_settled(policy, store, call, store.get(call.key))
+        if replayed is not None:
+            return replayed
     flight = flow.lead(store, call)
     if flight is None:
         return cast(flow.Claimed, drive(store, flow.enter(policy, store, call)))
@@ -176,16 +184,24 @@ def begin(store: Any, policy: Policy, call: Call) -> flow.Claimed:
     try:
         record, created = store.put_if_absent(call.key, claim, ttl=policy.lease)
         outcome = flow.settle(policy, store, call, flight, record, created)
+        if isinstance(outcome, flow.Claimed):
+            return outcome
+        if created:
+            flow.first_run(policy, call)
+            lease = leases.hold(store, call.key, claim, record.version, policy.lease, policy.operation)
+            return flow.Claimed(call, flight, lease, False, None)
     except BaseException:
         local.finish(store, call.key, flight)
         raise
-    if isinstance(outcome, flow.Claimed):
-        return outcome
     return cast(flow.Claimed, drive(store, flow.rest(policy, store, call, flight, claim, record, outcome)))
 
 
 async def abegin(store: Any, policy: Policy, call: Call) -> flow.Claimed:
     """`begin` with the asyncio store API."""
+    if local.settled(store, call.key):
+        replayed = flow.replay_settled(policy, store, call, await store.aget(call.key))
+        if replayed is not None:
+            return replayed
     flight = flow.lead(store, call)
     if flight is None:
         return cast(flow.Claimed, await adrive(store, flow.enter(policy, store, call)))
@@ -193,11 +209,15 @@ async def abegin(store: Any, policy: Policy, call: Call) -> flow.Claimed:
     try:
         record, created = await store.aput_if_absent(call.key, claim, ttl=policy.lease)
         outcome = flow.settle(policy, store, call, flight, record, created)
+        if isinstance(outcome, flow.Claimed):
+            return outcome
+        if created:
+            flow.first_run(policy, call)
+            lease = leases.hold_async(store, call.key, claim, record.version, policy.lease, policy.operation)
+            return flow.Claimed(call, flight, lease, False, None)
     except BaseException:
         local.finish(store, call.key, flight)
         raise
-    if isinstance(outcome, flow.Claimed):
-        return outcome
     return cast(flow.Claimed, await adrive(store, flow.rest(policy, store, call, flight, claim, record, outcome)))
 
 
