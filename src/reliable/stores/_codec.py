@@ -57,6 +57,14 @@ def check_limit(limit: int | None) -> int | None:
     return limit
 
 
+def check_version(version: int) -> int:
+    """Return *version* if it is an int (not a bool), else raise `ConfigError`."""
+    if isinstance(version, bool) or not isinstance(version, int):
+        msg = f"version={version!r} is invalid; pass the int version of a record you read"
+        raise ConfigError(msg, version=version)
+    return version
+
+
 def encode(value: Any) -> tuple[bool, bytes]:
     """Encode *value* as ``(is_json, payload)``: bytes stay as they are, the rest is JSON text."""
     if isinstance(value, (bytes, bytearray, memoryview)):

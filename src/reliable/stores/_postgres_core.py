@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from .._errors import ConfigError
-from ._codec import check_amount, check_key, check_limit, check_prefix, check_ttl, decode, encode
+from ._codec import check_amount, check_key, check_limit, check_prefix, check_ttl, check_version, decode, encode
 from ._protocol import Record, Value
 from ._server import decode_key, encode_key, prefix_end
 
@@ -181,7 +181,7 @@ class Statements:
         return Query("put_if_absent", key, self.sql["put_if_absent"], params, _claimed(key))
 
     def compare_and_set(self, key: str, value: Value, version: int, ttl: float | None, now: float | None) -> Query:
-        params = {**_write_params(key, value, ttl, now), "version": _version(version)}
+        params = {**_write_params(key, value, ttl, now), "version": check_version(version)}
         parse = _one(_written(key, params))
         return Query("compare_and_set", key, self.sql["compare_and_set"], params, parse)
 
@@ -191,7 +191,7 @@ class Statements:
 
     def delete(self, key: str, version: int | None, now: float | None) -> Query:
         params = {"key": encode_key(check_key(key)), "now": now}
-        params["version"] = None if version is None else _version(version)
+        params["version"] = None if version is None else check_version(version)
         return Query("delete", key, self.sql["delete"], params, lambda _, count: count > 0)
 
     def incr(self, key: str, amount: int, ttl: float | None, now: float | None) -> Query:
@@ -226,13 +226,6 @@ def _write_params(key: str, value: Value, ttl: float | None, now: float | None) 
     raw = encode_key(check_key(key))
     is_json, payload = encode(value)
     return {"key": raw, "value": payload, "is_json": is_json, "ttl": check_ttl(ttl), "now": now}
-
-
-def _version(version: int) -> int:
-    if isinstance(version, bool) or not isinstance(version, int):
-        msg = f"version={version!r} is invalid; pass the int version of a record you read"
-        raise ConfigError(msg, version=version)
-    return version
 
 
 def _record(key: str, row: Any) -> Record:

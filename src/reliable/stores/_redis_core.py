@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 from .._errors import StoreError
 from .._internal import _clock
-from ._codec import check_amount, check_key, check_limit, check_prefix, check_ttl, decode, encode
+from ._codec import check_amount, check_key, check_limit, check_prefix, check_ttl, check_version, decode, encode
 from ._protocol import Record, Value
 from ._server import decode_key, encode_key, prefix_end
 
@@ -90,7 +90,7 @@ class Layout:
     def compare_and_set(self, key: str, value: Value, version: int, ttl: float | None, now: float | None) -> Call:
         member = encode_key(check_key(key))
         is_json, payload = encode(value)
-        args = [*self._head(now, member, check_ttl(ttl)), _flag(is_json), payload, str(_version(version))]
+        args = [*self._head(now, member, check_ttl(ttl)), _flag(is_json), payload, str(check_version(version))]
         parse = _written(key, is_json, payload)
         return Call("compare_and_set", key, "compare_and_set", self._keys(member), args, parse)
 
@@ -102,7 +102,7 @@ class Layout:
 
     def delete(self, key: str, version: int | None, now: float | None) -> Call:
         member = encode_key(check_key(key))
-        args = [*self._head(now, member, None), "" if version is None else str(_version(version))]
+        args = [*self._head(now, member, None), "" if version is None else str(check_version(version))]
         return Call("delete", key, "delete", self._keys(member), args, lambda reply: bool(int(reply)))
 
     def incr(self, key: str, amount: int, ttl: float | None, now: float | None) -> Call:
@@ -143,15 +143,6 @@ def _grace(now: float | None) -> str:
 
 def _flag(is_json: bool) -> bytes:
     return b"1" if is_json else b"0"
-
-
-def _version(version: int) -> int:
-    if isinstance(version, bool) or not isinstance(version, int):
-        from .._errors import ConfigError
-
-        msg = f"version={version!r} is invalid; pass the int version of a record you read"
-        raise ConfigError(msg, version=version)
-    return version
 
 
 def _record(key: str, fields: Any) -> Record:
