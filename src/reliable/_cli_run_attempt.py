@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._internal import _clock, _telemetry
-from ._process import EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, EXIT_TIMEOUT, FORWARDED, Completed, run_command
+from ._process import EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, EXIT_TIMEOUT, Completed, on_forwarded_signals, run_command
 
 __all__ = [
     "EXIT_INTERNAL",
@@ -178,15 +178,8 @@ def _interruptible() -> Iterator[None]:
     def stop(signum: int, frame: object) -> None:
         raise Interrupted(signum)
 
-    previous = {}
-    for signum in FORWARDED:
-        with contextlib.suppress(OSError, ValueError):  # not the main thread: leave signals alone
-            previous[signum] = signal.signal(signum, stop)
-    try:
+    with on_forwarded_signals(stop):  # not the main thread: signals are left alone
         yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
 def _pass_trace_context() -> None:

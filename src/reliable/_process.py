@@ -13,13 +13,13 @@ import subprocess
 import sys
 import threading
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
 from ._internal import _clock
 
-__all__ = ["EXIT_NOT_EXECUTABLE", "EXIT_NOT_FOUND", "EXIT_TIMEOUT", "Completed", "run_command"]
+__all__ = ["EXIT_NOT_EXECUTABLE", "EXIT_NOT_FOUND", "EXIT_TIMEOUT", "Completed", "on_forwarded_signals", "run_command"]
 
 EXIT_TIMEOUT = 124
 """Exit code of a run stopped by ``--timeout`` (as GNU ``timeout`` uses)."""
@@ -171,12 +171,22 @@ def _forwarding(box: list[subprocess.Popen[bytes]], forwarded: list[int], early:
         else:
             early.append(signum)
 
+    with on_forwarded_signals(forward):
+        yield
+
+
+@contextlib.contextmanager
+def on_forwarded_signals(handler: Callable[[int, Any], None]) -> Iterator[None]:
+    """Handle the `FORWARDED` signals with *handler* while the block runs, then restore the previous handlers.
+
+    Off the main thread (or for a signal the platform refuses) the handlers are left alone.
+    """
     previous = {}
     for signum in FORWARDED:
         with contextlib.suppress(OSError, ValueError):
-            previous[signum] = signal.signal(signum, forward)
+            previous[signum] = signal.signal(signum, handler)
     try:
         yield
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        for signum, before in previous.items():
+            signal.signal(signum, before)
