@@ -16,6 +16,7 @@ from datetime import timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from ._errors import ReliableError
 from ._http_shapes import (
     body_of,
     connection_error,
@@ -25,6 +26,8 @@ from ._http_shapes import (
     plain,
     request_headers_of,
     status_of,
+    tls_setup_error,
+    wrapped,
 )
 from ._internal import _clock
 
@@ -88,15 +91,20 @@ def classify(exc: BaseException) -> Classification:
        ``insufficient_quota`` or anthropic's ``enforced_spend_limit_reached``) →
        ``quota_exhausted``, not retried;
     2. a ``x-should-retry: false`` response header → ``permanent``; ``x-should-retry: true``
-       turns what rules 3-7 would call ``permanent`` into ``transient``;
+       turns what rules 3-8 would call ``permanent`` into ``transient``;
     3. HTTP 529 or an ``overloaded_error`` body (also inside an HTTP 200 stream) → ``overloaded``;
     4. HTTP 429 → ``rate_limited``; 408, 425, 500, 502, 503, 504, 520-524 → ``transient``;
        any other status from 400 up → ``permanent``;
     5. an error body without an error status (a stream's error event): ``api_error`` →
        ``transient``, ``rate_limit_error`` → ``rate_limited``;
-    6. connection errors and timeouts (builtin, ``socket``, ``ssl`` except certificate
-       errors, and the httpx / requests / aiohttp / openai / anthropic shapes) → ``transient``;
-    7. anything else → ``permanent``.
+    6. a certificate or TLS-protocol failure (anywhere in what *exc* wraps) → ``permanent``;
+       connection errors and timeouts (builtin, ``socket``, ``ssl``, an `OSError` with
+       ``ECONNREFUSED``, ``EHOSTUNREACH`` & co., DNS ``EAI_AGAIN``, and the httpx /
+       requests / urllib3 / aiohttp / openai / anthropic shapes) → ``transient``;
+    7. an exception that none of the above decides, but that wraps one that rules 1-6
+       decide (urllib's ``URLError.reason``, ``raise ... from``, an exception raised while
+       handling another, ``.original_exception`` & co.) → that one's classification;
+    8. anything else → ``permanent``.
 
     Args:
         exc: The exception.
@@ -140,9 +148,11 @@ def known_classification(exc: BaseException) -> Classification | None:
     if known is None:
         return None
     try:
-        return None if exc.__dict__ else known  # `plain`, whose type half is already known to hold
+        if exc.__dict__ or exc.__cause__ is not None or exc.__context__ is not None:
+            return None  # the instance half of `plain`; its type half is already known to hold
     except AttributeError:  # pragma: no cover - every BaseException has a __dict__
         return None
+    return known
 
 
 def _classify(exc: BaseException, now: float) -> Classification:
@@ -160,6 +170,19 @@ def _classify(exc: BaseException, now: float) -> Classification:
 def _classify_shaped(exc: BaseException, now: float) -> Classification:
     if not isinstance(exc, Exception):
         return Classification("permanent", False, None, None, f"{type(exc).__name__} is never retried")
+    own, by_name = _own(exc, now)
+    if own is not None and not by_name:
+        return own
+    inner = None if isinstance(exc, ReliableError) else _inside(exc, now, own is None)
+    if inner is not None:
+        return inner
+    if own is not None:
+        return own
+    return Classification("permanent", False, None, None, f"{type(exc).__name__} is not a known transient error")
+
+
+def _own(exc: BaseException, now: float) -> tuple[Classification | None, bool]:
+    """Rules 1-6 applied to *exc* alone; None if none applies. True with a connection error found by rule 6."""
     status = status_of(exc)
     headers = headers_of(exc)
     wait = parse_retry_after(headers, now)
@@ -168,41 +191,83 @@ def _classify_shaped(exc: BaseException, now: float) -> Classification:
     quota = sorted(codes & QUOTA_CODES)
     if quota or status == 402 or any(p in m for m in messages for p in QUOTA_MESSAGES):
         why = quota[0] if quota else ("HTTP 402" if status == 402 else "a spend-limit or quota message")
-        return Classification(
-            "quota_exhausted",
-            False,
-            wait,
-            status,
-            f"quota or spend limit exhausted ({why}): needs a human, not a retry",
-        )
-    kind, reason = _kind(exc, status, codes)
+        reason = f"quota or spend limit exhausted ({why}): needs a human, not a retry"
+        return Classification("quota_exhausted", False, wait, status, reason), False
+    kind, reason, by_name = _kind(exc, status, codes)
     should = header(headers, "x-should-retry")
     if should is not None:
         should = should.strip().lower()
         if should == "false":
-            return Classification("permanent", False, wait, status, "the server sent x-should-retry: false")
-        if should == "true" and kind == "permanent":
-            return Classification("transient", True, wait, status, "the server sent x-should-retry: true")
-    return Classification(kind, kind != "permanent", wait, status, reason)
+            return Classification("permanent", False, wait, status, "the server sent x-should-retry: false"), False
+        if should == "true" and kind in ("permanent", None):
+            return Classification("transient", True, wait, status, "the server sent x-should-retry: true"), False
+    if kind is None:
+        return None, False
+    return Classification(kind, kind != "permanent", wait, status, reason), by_name
 
 
-def _kind(exc: BaseException, status: int | None, codes: set[str]) -> tuple[str, str]:
+def _kind(exc: BaseException, status: int | None, codes: set[str]) -> tuple[str | None, str, bool]:
+    """Rules 3-6: the kind and reason, or None; True when rule 6 found a connection error (by type or errno)."""
     if status == 529 or "overloaded_error" in codes:
-        return "overloaded", f"server overloaded ({'HTTP 529' if status == 529 else 'overloaded_error'})"
+        return "overloaded", f"server overloaded ({'HTTP 529' if status == 529 else 'overloaded_error'})", False
     if status is not None and status >= 400:
         if status == 429:
-            return "rate_limited", "rate limited (HTTP 429)"
+            return "rate_limited", "rate limited (HTTP 429)", False
         if status in TRANSIENT_STATUSES:
-            return "transient", f"HTTP {status} is transient"
-        return "permanent", f"HTTP {status} is not retried"
+            return "transient", f"HTTP {status} is transient", False
+        return "permanent", f"HTTP {status} is not retried", False
     if "api_error" in codes:
-        return "transient", "the server reported an api_error"
+        return "transient", "the server reported an api_error", False
     if "rate_limit_error" in codes:
-        return "rate_limited", "the server reported a rate_limit_error"
+        return "rate_limited", "the server reported a rate_limit_error", False
+    tls = tls_setup_error(exc)
+    if tls is not None:
+        return "permanent", f"certificate or TLS setup failure ({tls}): retrying cannot fix it", False
     name = connection_error(exc)
     if name is not None:
-        return "transient", f"connection error or timeout ({name})"
-    return "permanent", f"{type(exc).__name__} is not a known transient error"
+        return "transient", f"connection error or timeout ({name})", True
+    return None, "", False
+
+
+_MAX_INSIDE = 16
+"""Most wrapped exceptions looked at for one classification (chains can be long, attributes can loop)."""
+
+
+def _inside(exc: BaseException, now: float, undecided: bool) -> Classification | None:
+    """Rule 6's certificate check and rule 7: what the exceptions wrapped by *exc* say, nearest first.
+
+    A certificate or TLS-protocol failure anywhere inside wins (httpx, requests and aiohttp wrap
+    them in their connection errors). Otherwise, when *exc* itself is *undecided*, the first
+    wrapped exception that rules 1-6 decide gives the answer.
+    """
+    queue = wrapped(exc)
+    if not queue:
+        return None
+    seen = {id(exc)}
+    links: list[BaseException] = []
+    while queue and len(links) < _MAX_INSIDE:
+        inner = queue.pop(0)
+        if id(inner) in seen:
+            continue
+        seen.add(id(inner))
+        links.append(inner)
+        queue.extend(wrapped(inner))
+    outer = type(exc).__name__
+    for inner in links:
+        tls = tls_setup_error(inner)
+        if tls is not None:
+            reason = f"certificate or TLS setup failure ({tls}, inside {outer}): retrying cannot fix it"
+            return Classification("permanent", False, None, None, reason)
+    if not undecided:
+        return None
+    for inner in links:
+        if isinstance(inner, Exception):
+            found, _ = _own(inner, now)
+            if found is not None:
+                return Classification(
+                    found.kind, found.retry, found.wait, found.status, f"{found.reason}, inside {outer}"
+                )
+    return None
 
 
 def parse_retry_after(headers: Any, now: float) -> float | None:

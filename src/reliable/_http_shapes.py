@@ -11,11 +11,19 @@ exception's MRO), the way a user would duck-type them.
   openai's ``exc.code`` / ``exc.type``;
 - aiohttp ``ClientResponseError``: ``exc.status`` and ``exc.headers``;
 - urllib ``HTTPError`` and others: an int ``exc.code`` or ``exc.status``, ``exc.headers``.
+
+Connection errors are often wrapped: urllib's ``URLError`` keeps the socket error in
+``.reason``, urllib3's ``MaxRetryError`` the ``NewConnectionError`` in ``.reason`` (and
+requests raises its ``ConnectionError`` while handling that), httpx raises ``from`` the
+httpcore error, which was raised while handling the `ssl` or socket error. `wrapped`
+lists what one exception carries, so the classifier can look inside.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import socket
 import ssl
 from collections.abc import Mapping
 from typing import Any
@@ -23,6 +31,8 @@ from typing import Any
 __all__ = [
     "body_of",
     "connection_error",
+    "tls_setup_error",
+    "wrapped",
     "error_codes",
     "header",
     "headers_of",
@@ -69,6 +79,56 @@ _QUALIFIED = frozenset(
 )
 """Generic names that count only when the class comes from that library (root module, class name)."""
 
+_TRANSIENT_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in (
+        "ECONNREFUSED",
+        "ECONNRESET",
+        "ECONNABORTED",
+        "EPIPE",
+        "ETIMEDOUT",
+        "EHOSTUNREACH",
+        "EHOSTDOWN",
+        "ENETUNREACH",
+        "ENETDOWN",
+        "ENETRESET",
+        "WSAECONNREFUSED",
+        "WSAECONNRESET",
+        "WSAECONNABORTED",
+        "WSAETIMEDOUT",
+        "WSAEHOSTUNREACH",
+        "WSAEHOSTDOWN",
+        "WSAENETUNREACH",
+        "WSAENETDOWN",
+        "WSAENETRESET",
+    )
+    if hasattr(errno, name)
+)
+"""``OSError.errno`` values of a refused, reset, timed-out or unreachable connection.
+
+Python turns most of them into `ConnectionError` / `TimeoutError` subclasses itself, but
+not ``EHOSTUNREACH``, ``ENETUNREACH`` & co., nor an `OSError` subclass built with one."""
+
+_EAI_AGAIN = getattr(socket, "EAI_AGAIN", None)
+"""`socket.gaierror` code of "temporary failure in name resolution" (other DNS failures are permanent)."""
+
+_TLS_SETUP_NAMES = frozenset({"SSLCertVerificationError", "CertificateError", "ClientConnectorCertificateError"})
+"""Class names of certificate failures (`ssl`, aiohttp): permanent until someone fixes the certificate."""
+
+_TLS_SETUP_REASONS = frozenset(
+    {
+        "CERTIFICATE_VERIFY_FAILED",
+        "WRONG_VERSION_NUMBER",
+        "UNSUPPORTED_PROTOCOL",
+        "NO_PROTOCOLS_AVAILABLE",
+        "TLSV1_ALERT_PROTOCOL_VERSION",
+        "TLSV1_ALERT_UNKNOWN_CA",
+        "SSLV3_ALERT_BAD_CERTIFICATE",
+        "SSLV3_ALERT_CERTIFICATE_EXPIRED",
+    }
+)
+"""`ssl.SSLError.reason` values that mean a certificate or protocol mismatch, not a flaky connection."""
+
 _connection_cache: dict[type[BaseException], str | None] = {}
 
 
@@ -76,48 +136,111 @@ def connection_error(exc: BaseException) -> str | None:
     """The name of the class that makes *exc* a connection error or timeout, or None.
 
     Builtin `ConnectionError` and `TimeoutError` (``socket.timeout`` and
-    ``asyncio.TimeoutError`` are aliases of it), `ssl.SSLError` except certificate
-    verification, and the shapes listed in `_CONNECTION_NAMES`.
+    ``asyncio.TimeoutError`` are aliases of it), `ssl.SSLError` (see `tls_setup_error`
+    for the ones that are not), an `OSError` whose ``errno`` is in `_TRANSIENT_ERRNOS`,
+    `socket.gaierror` ``EAI_AGAIN``, and the shapes listed in `_CONNECTION_NAMES`.
     """
     cls = type(exc)
     try:
-        return _connection_cache[cls]
+        found = _connection_cache[cls]
     except KeyError:
-        pass
-    found: str | None = None
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        found = None
-    elif isinstance(exc, (ConnectionError, TimeoutError, ssl.SSLError)):
-        found = cls.__name__
-    else:
-        for base in cls.__mro__:
-            root = base.__module__.partition(".")[0]
-            if base.__name__ in _CONNECTION_NAMES or (root, base.__name__) in _QUALIFIED:
-                found = base.__name__
-                break
-    if len(_connection_cache) < 1024:
-        _connection_cache[cls] = found
+        found = _connection_class(cls)
+        if len(_connection_cache) < 1024:
+            _connection_cache[cls] = found
+    if found is None and isinstance(exc, OSError) and exc.errno is not None:
+        if isinstance(exc, socket.gaierror):
+            return f"{cls.__name__} EAI_AGAIN" if exc.errno == _EAI_AGAIN else None
+        if exc.errno in _TRANSIENT_ERRNOS:
+            return f"{cls.__name__} {errno.errorcode.get(exc.errno, exc.errno)}"
     return found
 
 
-_SHAPE_ATTRIBUTES = ("status_code", "response", "status", "code", "headers", "body", "request", "type")
+def _connection_class(cls: type[BaseException]) -> str | None:
+    if issubclass(cls, ssl.SSLCertVerificationError):
+        return None
+    if issubclass(cls, (ConnectionError, TimeoutError, ssl.SSLError)):
+        return cls.__name__
+    for base in cls.__mro__:
+        root = base.__module__.partition(".")[0]
+        if base.__name__ in _CONNECTION_NAMES or (root, base.__name__) in _QUALIFIED:
+            return base.__name__
+    return None
+
+
+def tls_setup_error(exc: BaseException) -> str | None:
+    """What makes *exc* a certificate or TLS-protocol failure (retrying cannot fix those), or None."""
+    for base in type(exc).__mro__:
+        if base.__name__ in _TLS_SETUP_NAMES:
+            return base.__name__
+    if isinstance(exc, ssl.SSLError):
+        reason = getattr(exc, "reason", None)
+        if isinstance(reason, str) and reason in _TLS_SETUP_REASONS:
+            return f"{type(exc).__name__} {reason}"
+    return None
+
+
+_WRAPPED_ATTRIBUTES = ("reason", "original_exception", "orig", "inner_exception", "os_error")
+"""Attributes that hold the exception another one wraps: urllib ``URLError.reason``, urllib3
+``MaxRetryError.reason``, PyMySQL ``original_exception``, SQLAlchemy ``orig``, Azure
+``inner_exception``, aiohttp ``os_error``."""
+
+_HANDLER_BUGS = (AssertionError, AttributeError, ImportError, LookupError, NameError, TypeError, ValueError)
+"""Raised while handling another exception, these are taken as a bug in the handler, not a wrapper of it."""
+
+
+def wrapped(exc: BaseException) -> list[BaseException]:
+    """The exceptions *exc* directly wraps, nearest first: `_WRAPPED_ATTRIBUTES`, ``__cause__``, ``__context__``.
+
+    The implicit ``__context__`` ("during handling of the above exception...") counts
+    unless it was suppressed (``raise ... from``) or *exc* is one of `_HANDLER_BUGS`: a
+    ``KeyError`` raised while handling a timeout is a bug to see, not a timeout.
+    """
+    found: list[BaseException] = []
+    for name in _WRAPPED_ATTRIBUTES:
+        inner = _attr(exc, name)
+        if isinstance(inner, BaseException) and inner is not exc:
+            found.append(inner)
+    cause = exc.__cause__
+    if cause is not None:
+        found.append(cause)
+    context = exc.__context__
+    if context is not None and not exc.__suppress_context__ and not isinstance(exc, _HANDLER_BUGS):
+        found.append(context)
+    return found
+
+
+_SHAPE_ATTRIBUTES = (
+    "status_code",
+    "response",
+    "status",
+    "code",
+    "headers",
+    "body",
+    "request",
+    "type",
+    *_WRAPPED_ATTRIBUTES,
+)
 _shaped_types: dict[type[BaseException], bool] = {}
 
 
 def plain(exc: BaseException) -> bool:
-    """True when *exc* carries none of the attributes read here (a builtin ``TimeoutError``, say).
+    """True when *exc* classifies by its type alone: a builtin ``TimeoutError``, say.
 
-    Such an exception classifies by its type alone, so the classifier can cache the result.
+    That is: no instance attributes, nothing chained (``__cause__``, ``__context__``), and a
+    class without the attributes read here. An `OSError` that is not already a
+    `ConnectionError` or `TimeoutError` is never plain: its ``errno`` decides.
     """
     try:
-        if exc.__dict__:
+        if exc.__dict__ or exc.__cause__ is not None or exc.__context__ is not None:
             return False
     except AttributeError:  # pragma: no cover - every BaseException has a __dict__
         return False
     cls = type(exc)
     shaped = _shaped_types.get(cls)
     if shaped is None:
-        shaped = any(hasattr(cls, name) for name in _SHAPE_ATTRIBUTES)
+        shaped = any(hasattr(cls, name) for name in _SHAPE_ATTRIBUTES) or (
+            issubclass(cls, OSError) and not issubclass(cls, (ConnectionError, TimeoutError))
+        )
         if len(_shaped_types) < 1024:
             _shaped_types[cls] = shaped
     return not shaped
