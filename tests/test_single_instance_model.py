@@ -21,6 +21,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 import reliable
 from reliable._internal import _clock
+from reliable._lease_core import holder_from_record
 from reliable._store_lease import StoreLease
 from reliable.stores import Store
 from reliable.testing import FakeClock
@@ -173,7 +174,7 @@ class StoreLeaseMachine(RuleBasedStateMachine):
         record = self.store.get(f"lock:{self.name}:0")
         if live:
             assert record is not None
-            assert self.leases[live[0]].token == record.value["token"]
+            assert self.leases[live[0]].token == holder_from_record(self.name, record).token
 
 
 class _Proxy:

@@ -12,6 +12,7 @@ import pytest
 import reliable
 from reliable import _lock_registry
 from reliable._internal import _telemetry
+from reliable._lease_core import holder_from_record
 from reliable.stores import Store
 from reliable.testing import FakeClock, installed
 from test_single_instance_support import Events, Mode
@@ -47,34 +48,87 @@ def clock() -> Iterator[FakeClock]:
         yield fake
 
 
-def dead_holder(store: Store, name: str = "job", *, ttl: float = 30.0, slot: int = 0) -> None:
-    """A lease another process took and will never renew (it was killed)."""
-    value = {"name": name, "owner": "dead", "pid": 999999, "host": "elsewhere", "since": store.now(), "token": 7}
-    _, created = store.put_if_absent(f"lock:{name}:{slot}", {**value, "slot": slot}, ttl=ttl)
+def dead_holder(store: Store, name: str = "job", *, ttl: float = 30.0, slot: int = 0) -> int:
+    """A lease another process took and will never renew (it was killed); returns its token."""
+    value = {"name": name, "owner": "dead", "pid": 999999, "host": "elsewhere", "since": store.now()}
+    record, created = store.put_if_absent(f"lock:{name}:{slot}", {**value, "slot": slot}, ttl=ttl)
     assert created
+    return record.version
 
 
 def test_lease_record_holds_the_holder_and_token(store: Store, clock: FakeClock) -> None:
-    """The lease is a record lock:<name>:<slot> with the holder metadata, the token and the TTL; release deletes it."""
+    """The lease is a record lock:<name>:<slot> with the holder metadata and the TTL, whose version is the token
+    (what `reliable status` and conflict messages show); release deletes it."""
     with reliable.single_instance("job", store=store, ttl=30) as lease:
         record = store.get("lock:job:0")
 
     assert record is not None
-    expected = {"name": "job", "pid": lease.pid, "host": lease.host, "token": lease.token, "slot": 0}
+    expected = {"name": "job", "pid": lease.pid, "host": lease.host, "slot": 0}
     assert expected == {k: record.value[k] for k in expected}
+    assert lease.token == record.version == holder_from_record("job", record).token
     assert ("store", "lock:job:0") == (lease.backend, lease.where)
     assert record.expires_at == pytest.approx(store.now() + 30, abs=1)
     assert store.get("lock:job:0") is None
 
 
 def test_tokens_grow_with_every_holder(store: Store, clock: FakeClock) -> None:
-    """Each later holder gets a larger token from the store's counter."""
+    """Each later holder gets a larger token (the version of its claim), whatever was written in between."""
     tokens = []
-    for _ in range(3):
+    for i in range(3):
         with reliable.single_instance("job", store=store) as lease:
             tokens.append(lease.token)
+            lease.renew()
+        store.set(f"other:{i}", i)
 
-    assert [1, 2, 3] == tokens
+    assert sorted(set(tokens)) == tokens
+    assert tokens[0] > 0
+
+
+class Counting(OtherProcess):
+    """Records the name of every store method called (``aget`` for the async twin of ``get``)."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store)
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._store, name)
+        if not callable(attr):
+            return attr
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls.append(name)
+            return attr(*args, **kwargs)
+
+        return counted
+
+
+def test_acquire_is_one_store_call_and_release_another(store: Store, clock: FakeClock, mode: Mode) -> None:
+    """A free lock costs one put_if_absent to acquire (the token is its record's version) and one delete to
+    release, in every form; nothing else touches the store."""
+    counting = Counting(store)
+    prefix = "a" if mode.is_async else ""
+
+    lease = mode.run(reliable.single_instance("job", store=counting, ttl=30), lambda lease: lease)
+
+    assert [prefix + "put_if_absent", prefix + "delete"] == counting.calls
+    assert (True, False) == (lease.released, lease.lost)
+
+
+def test_tokens_grow_across_slots(store: Store, clock: FakeClock) -> None:
+    """limit=2: whichever slot a later holder takes, its token is larger than every earlier holder's."""
+    lock = reliable.single_instance("job", store=OtherProcess(store), limit=2)
+    first, second = lock.acquire(), reliable.single_instance("job", store=OtherProcess(store), limit=2).acquire()
+    assert isinstance(first, reliable.Lease)
+    assert isinstance(second, reliable.Lease)
+    first.release()
+    third = lock.acquire()
+    assert isinstance(third, reliable.Lease)
+    third.release()
+    second.release()
+
+    assert (0, 1, 0) == (first.slot, second.slot, third.slot)
+    assert first.token < second.token < third.token
 
 
 def test_every_form_holds_a_store_lease(store: Store, clock: FakeClock, mode: Mode) -> None:
@@ -101,14 +155,14 @@ def test_skip_and_raise_name_the_other_holder(store: Store, clock: FakeClock, ca
 
 def test_wait_outlasts_a_dead_holder_on_the_clock(store: Store, clock: FakeClock, events: Events) -> None:
     """on_conflict='wait' polls through the library clock and takes the lease once the dead holder's TTL ran out."""
-    dead_holder(store, ttl=30)
+    dead = dead_holder(store, ttl=30)
 
     with reliable.single_instance("job", store=store, on_conflict="wait", timeout=120) as lease:
         pass
 
     # Server stores keep expiry times to the microsecond, so the wait may end a hair before 30 s.
     assert 30 - 1e-3 <= clock.advanced < 32
-    assert lease.token == 1
+    assert lease.token > dead
     (waited,) = events.named("waited")
     assert waited.attributes["reliable.lock.acquired"] is True
 
@@ -234,7 +288,7 @@ def test_takeover_is_detected_and_never_undone(store: Store, clock: FakeClock) -
 
     assert new.token > old.token
     assert record is not None
-    assert new.token == record.value["token"]
+    assert new.token == holder_from_record("job", record).token
 
 
 def test_check_asks_the_store(store: Store, clock: FakeClock) -> None:
@@ -281,31 +335,36 @@ def test_limit_admits_that_many_holders(store: Store, clock: FakeClock) -> None:
     second.release()
 
 
-class Pausing(OtherProcess):
-    """Pauses past the TTL between winning the slot and taking a token, while another process takes over."""
+class LateReply(OtherProcess):
+    """Writes its first claim at once but answers 31 s later, after another process took the lease over."""
 
     def __init__(self, store: Store, clock: FakeClock) -> None:
         super().__init__(store)
         self.clock = clock
         self.taker: Any = None
 
-    def incr(self, key: str, *args: Any, **kwargs: Any) -> int:
+    def put_if_absent(self, *args: Any, **kwargs: Any) -> Any:
+        reply = self._store.put_if_absent(*args, **kwargs)
         if self.taker is None:
             self.clock.advance(31)
             self.taker = reliable.single_instance("job", store=OtherProcess(self._store), on_conflict="raise").acquire()
-        return int(self._store.incr(key, *args, **kwargs))
+        return reply
 
 
-def test_a_pause_between_winning_and_the_token_never_yields_a_smaller_token(store: Store, clock: FakeClock) -> None:
-    """A holder paused past its TTL before writing its token does not get the lease: tokens follow holder order."""
-    pausing = Pausing(store, clock)
+def test_a_claim_answered_after_its_ttl_is_not_held(store: Store, clock: FakeClock) -> None:
+    """A claim whose reply comes back after its TTL is given up (a later holder may have the lease, with a larger
+    token): the caller skips, naming the holder, and the later holder keeps its lease."""
+    late = LateReply(store, clock)
 
-    result = reliable.single_instance("job", store=pausing, ttl=30).acquire()
+    with pytest.raises(reliable.AlreadyRunningError) as caught:
+        reliable.single_instance("job", store=late, ttl=30, on_conflict="raise").acquire()
 
-    assert result is reliable.SKIPPED
-    assert 1 == pausing.taker.token
-    assert 1 == store.get("lock:job:0").value["token"]  # type: ignore[union-attr]
-    pausing.taker.release()
+    record = store.get("lock:job:0")
+    assert record is not None
+    assert [late.taker.token] == [h["token"] for h in caught.value.holders]  # type: ignore[attr-defined]
+    assert late.taker.token == holder_from_record("job", record).token
+    late.taker.check()
+    late.taker.release()
 
 
 def test_forked_child_never_deletes_the_parents_lease(store: Store, clock: FakeClock, monkeypatch: Any) -> None:

@@ -138,11 +138,11 @@ def lock_holders(store: Any) -> list[dict[str, Any]]:
     except Exception:  # the lock directory may be unreadable: status still works
         pass
     try:
-        from ._lease_core import KEY_PREFIX, holder_from_value
+        from ._lease_core import KEY_PREFIX, holder_from_record
 
         for record in store.scan(KEY_PREFIX):
             name = record.key[len(KEY_PREFIX) :].rpartition(":")[0]
-            holder = holder_from_value(name, record.value, expires_at=record.expires_at)
+            holder = holder_from_record(name, record)
             found.append({**holder.as_dict(), "kind": "store"})
     except Exception:  # no lease support or an unreadable record: status still works
         pass

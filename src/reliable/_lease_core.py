@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from ._errors import ConfigError
@@ -24,13 +24,13 @@ __all__ = [
     "OnConflict",
     "Settings",
     "conflict_message",
+    "holder_from_record",
     "holder_from_value",
     "next_poll",
     "renew_after",
     "retry_renew_after",
     "slot_key",
     "store_value",
-    "token_key",
     "validate",
 ]
 
@@ -43,7 +43,6 @@ MAX_NAME_LENGTH = 200
 MAX_LIMIT = 1000
 KEY_PREFIX = "lock:"
 """Store keys of lease slots start with this, so ``store.scan(KEY_PREFIX)`` lists every holder."""
-TOKEN_PREFIX = "lock-token:"
 
 
 @dataclass(frozen=True)
@@ -191,6 +190,19 @@ def holder_from_value(name: str, value: object, *, expires_at: float | None = No
     )
 
 
+def holder_from_record(name: str, record: Any) -> Holder:
+    """Read holder metadata from a store lease record: its value, and the record's version as the token.
+
+    A lease's token is the version of the record that claimed the slot. The claim cannot
+    write its own version into its value, so until the first renewal (which writes it)
+    the record's version is the token; after that the value's ``token`` is.
+    """
+    holder = holder_from_value(name, record.value, expires_at=record.expires_at)
+    if holder.token is None and isinstance(record.version, int):
+        return replace(holder, token=record.version)
+    return holder
+
+
 @dataclass(frozen=True)
 class Conflict:
     """One failed try at a lock: who holds the slots, and whether a holder is in this very process."""
@@ -212,14 +224,12 @@ def slot_key(name: str, slot: int) -> str:
     return f"{KEY_PREFIX}{name}:{slot}"
 
 
-def token_key(name: str) -> str:
-    """The store key of lock *name*'s fencing-token counter (never expires, only grows)."""
-    return f"{TOKEN_PREFIX}{name}"
+def store_value(*, name: str, owner: str, pid: int, host: str, since: float, slot: int) -> dict[str, Any]:
+    """The JSON value of a store lease claim: the holder metadata plus the owner id that proves it is ours.
 
-
-def store_value(*, name: str, owner: str, pid: int, host: str, since: float, token: int, slot: int) -> dict[str, Any]:
-    """The JSON value of a store lease: the holder metadata plus the owner id that proves it is ours."""
-    return {"name": name, "owner": owner, "pid": pid, "host": host, "since": since, "token": token, "slot": slot}
+    Renewals write it again with ``"token"`` added (see `holder_from_record`).
+    """
+    return {"name": name, "owner": owner, "pid": pid, "host": host, "since": since, "slot": slot}
 
 
 # -- timings ---------------------------------------------------------------------------

@@ -118,8 +118,8 @@ class Run:
             else:
                 retryable = classification.retry
         why = classification.reason
-        if not retryable and classification.retry:
-            why = f"on= does not retry {type(exc).__qualname__}"
+        if not retryable and (options.on_types is not None or options.on_predicate is not None):
+            why = f"on= does not match {type(exc).__qualname__}"
         decision = decide(
             options.policy,
             self.attempt + self.sdk_retries,
@@ -166,18 +166,41 @@ class Run:
         return Step(Decision(None, reason), step.classification, step.retryable)
 
     def retrying(self, exc: BaseException | None, step: Step) -> None:
-        """Report that attempt `total` failed and the next one follows after ``step.decision.wait``."""
-        if not _telemetry.wanted("retry", logging.WARNING) and not self._span().is_recording():
+        """Report that attempt `total` failed and the next one follows after ``step.decision.wait``.
+
+        The message says why it is retried: the classification (``failed (rate_limited)``), or
+        the caller's ``on=`` when it retries what `reliable.classify` would not; the
+        classification is always in the ``reliable.classification`` attribute.
+        """
+        logged = _telemetry.wanted("retry", logging.WARNING)
+        if not logged and not self._span().is_recording():
             # nobody would see more than the count: skip the message and attributes
             _telemetry.count("retry", "attempt", self.name)
             return
         wait = step.decision.wait
-        message = (
-            f"retrying {self.name!r} in {wait:.3g}s: attempt {self.total} failed "
-            f"({step.classification.kind}): {_describe(exc)}"
-            if _telemetry.wanted("retry", logging.WARNING)
-            else "retrying"
-        )
+        classification = step.classification
+        if exc is None:
+            because = "retry_on_result rejected the result"
+        elif classification.retry:
+            because = classification.reason
+        else:
+            because = f"on= matches {type(exc).__qualname__}"
+        if not logged:
+            message = "retrying"
+        elif exc is None:
+            message = (
+                f"retrying {self.name!r} in {wait:.3g}s: retry_on_result rejected the result of attempt {self.total}"
+            )
+        elif classification.retry:
+            message = (
+                f"retrying {self.name!r} in {wait:.3g}s: attempt {self.total} failed "
+                f"({classification.kind}): {_describe(exc)}"
+            )
+        else:
+            message = (
+                f"retrying {self.name!r} in {wait:.3g}s because on= matches it: "
+                f"attempt {self.total} failed: {_describe(exc)}"
+            )
         _telemetry.emit(
             "retry",
             "attempt",
@@ -187,8 +210,9 @@ class Run:
                 "reliable.operation": self.name,
                 "reliable.attempt": self.total,
                 "reliable.retry.wait": wait,
+                "reliable.retry.reason": because,
                 "error.type": _error_type(exc),
-                "reliable.classification": step.classification.kind,
+                "reliable.classification": classification.kind,
             },
         )
 

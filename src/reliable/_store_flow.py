@@ -5,12 +5,17 @@ receives its result (or has its exception thrown in), as httpx's ``auth_flow`` d
 `run` calls ``store.method``, `arun` awaits ``store.amethod``. The flows are the only
 place that knows how a lease is kept in a store:
 
-- acquire: ``put_if_absent`` a slot key with the TTL; only the winner then takes the
-  next fencing token from ``incr`` and writes it with ``compare_and_set``. A token taken
-  after winning, and written while still holding, makes tokens grow in the order
-  holders held the lock, even when a holder pauses past its TTL between the two steps
-  (then its write fails and it never holds with that token).
-- renew: ``compare_and_set`` on the version we last wrote, extending the TTL;
+- acquire: one ``put_if_absent`` of a slot key with the TTL. The version of the record
+  it creates is the fencing token: a store hands out versions from one store-wide
+  counter that only grows (the `reliable.stores.Record` contract, checked by
+  ``check_store``), and a later holder can only create its record after this one is
+  gone, so its token is larger. A claim whose reply comes back after its TTL is given
+  up (the lease may be someone else's by then), so no holder ever holds with a token
+  smaller than an earlier one's, even on a store whose counter is taken before the row
+  lock (a PostgreSQL sequence).
+- renew: ``compare_and_set`` on the version we last wrote, extending the TTL; the value
+  it writes carries the token, which the version no longer is (`holder_from_record`
+  reads either);
 - release: ``delete`` only with that version, so a lease that now belongs to someone
   else is never deleted;
 - whenever a version does not match, ``get`` tells whether the record is still ours
@@ -26,7 +31,8 @@ from collections.abc import Generator, Hashable
 from typing import Any, TypeVar
 
 from . import _lock_registry
-from ._lease_core import Conflict, Holder, holder_from_value, slot_key, store_value, token_key
+from ._internal import _clock
+from ._lease_core import Conflict, Holder, holder_from_record, slot_key, store_value
 
 __all__ = ["Flow", "Op", "acquire_flow", "arun", "is_ours", "release_flow", "run"]
 
@@ -91,9 +97,14 @@ def acquire_flow(
     registry_key: Hashable,
     want_expiry: bool,
 ) -> Flow[tuple[int, int, dict[str, Any], int] | Conflict | None]:
-    """One try at every slot: ``(slot, version, value, token)`` of the lease won, the `Conflict`, or None (re-entry)."""
+    """One try at every slot: ``(slot, version, value, token)`` of the lease won, the `Conflict`, or None (re-entry).
+
+    A free slot costs one ``put_if_absent``; the token is the version of the record it creates.
+    """
     in_process = False
     holders: list[Holder] = []
+    clock = _clock.current()
+    valid_until = clock.monotonic() + ttl
     for slot in range(limit):
         key = slot_key(name, slot)
         taken = _lock_registry.take(registry_key, slot, owner)
@@ -103,31 +114,25 @@ def acquire_flow(
             in_process = True
             record = yield ("get", (key,), {})
             if record is not None:
-                holders.append(holder_from_value(name, record.value, expires_at=record.expires_at))
+                holders.append(holder_from_record(name, record))
             continue
-        value = store_value(
-            name=name, owner=owner_id, pid=_lock_registry.pid, host=host, since=since, token=0, slot=slot
-        )
-        created = False
+        value = store_value(name=name, owner=owner_id, pid=_lock_registry.pid, host=host, since=since, slot=slot)
         try:
             record, created = yield ("put_if_absent", (key, value), {"ttl": ttl})
-            if not created:
-                holders.append(holder_from_value(name, record.value, expires_at=record.expires_at))
-                _lock_registry.give_back(registry_key, slot)
-                continue
-            token = yield ("incr", (token_key(name),), {})
-            value = {**value, "token": token}
-            written = yield ("compare_and_set", (key, value), {"version": record.version, "ttl": ttl})
-        except BaseException as exc:
-            _lock_registry.give_back(registry_key, slot)
-            if created and isinstance(exc, Exception):  # best effort: leave no half-made lease for the TTL
+            if created and clock.monotonic() >= valid_until:  # the reply came after the TTL: not ours to trust
                 with contextlib.suppress(Exception):
                     yield ("delete", (key,), {"version": record.version})
+                record, created = (yield ("get", (key,), {})), False
+        except BaseException:
+            _lock_registry.give_back(registry_key, slot)
             raise
-        if written is None:  # paused past the TTL between the two writes: someone else may hold it now
+        if not created:
+            if record is not None:
+                holders.append(holder_from_record(name, record))
             _lock_registry.give_back(registry_key, slot)
             continue
-        return (slot, written.version, value, token)
+        token = int(record.version)
+        return (slot, token, {**value, "token": token}, token)
     expires_in: float | None = None
     ends = [h.expires_at for h in holders if h.expires_at is not None]
     if want_expiry and ends:

@@ -122,6 +122,18 @@ def check_versions_not_reused_after_expiry(make_store: StoreFactory, clock: Fake
         _eq("holder-2", store.get("lease").value, "the new holder's value survives")
 
 
+def check_versions_stay_above_gone_keys(make_store: StoreFactory, clock: FakeClock) -> None:
+    """A new key gets a version above every earlier one even after the key holding the highest version was
+    deleted or expired (`single_instance` uses a claim's version as its fencing token, across slots)."""
+    with _fresh(make_store) as store:
+        versions = [store.set("a", 1).version, store.put_if_absent("b", 1)[0].version]
+        store.delete("b")
+        versions.append(store.put_if_absent("c", 1, ttl=5)[0].version)
+        clock.advance(6)
+        versions.append(store.put_if_absent("d", 1)[0].version)
+        _eq(sorted(set(versions)), versions, "versions strictly increase past deleted and expired keys")
+
+
 # -- expiry ----------------------------------------------------------------------------------
 
 
