@@ -199,6 +199,13 @@ class Lease:
         """Bookkeeping after the backend let go: free the in-process slot and report the hold time."""
         self._released = True
         _lock_registry.give_back(self._registry_key, self.slot)
+        self._report_released()
+
+    def _report_released(self) -> None:
+        """The ``released`` event with the hold time; only counted when nothing would see more of it."""
+        if not _telemetry.enabled("single_instance", logging.DEBUG):
+            _telemetry.count("single_instance", "released", self.name)
+            return
         held = _clock.current().monotonic() - self._acquired_at
         _telemetry.emit(
             "single_instance",

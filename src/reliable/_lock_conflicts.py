@@ -89,6 +89,9 @@ def report_acquired(s: Settings, lease: Lease, elapsed: float, attempt: int) -> 
     """The ``acquired`` event (after ``waited`` if it waited); returns *lease*."""
     if attempt:
         report_wait(s, elapsed, acquired=True)
+    if not _telemetry.enabled("single_instance", logging.DEBUG):
+        _telemetry.count("single_instance", "acquired", lease.name)
+        return lease
     _telemetry.emit(
         "single_instance",
         "acquired",
