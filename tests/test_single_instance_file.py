@@ -106,6 +106,46 @@ def test_a_lock_file_deleted_while_held_loses_the_lease(lock_dir: Path, events: 
     assert 1 == len(events.named("lost"))
 
 
+@pytest.mark.parametrize("statx", ["libc", "missing", "failing", "without-nlink"])
+def test_link_probe_tells_whether_an_open_file_was_deleted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, statx: str
+) -> None:
+    """The probe behind the deleted-lock-file check: statx where libc has it, else (or when it fails) fstat."""
+    fakes: dict[str, Any] = {"missing": None, "failing": lambda *args: -1, "without-nlink": lambda *args: 0}
+    if statx in fakes:
+        monkeypatch.setattr(_lock_dir, "_statx", [fakes[statx]])
+    linked = _lock_dir.link_probe()
+    path = tmp_path / "probe.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        before = linked(fd)
+        path.unlink()
+        after = linked(fd)
+    finally:
+        os.close(fd)
+
+    assert (True, False) == (before, after)
+
+
+class _FakeLibc:
+    def __init__(self, result: int | None) -> None:
+        if result is not None:
+            self.statx = lambda *args: result
+
+
+@pytest.mark.parametrize(("platform", "result"), [("darwin", 0), ("linux", None), ("linux", -1), ("linux", 0)])
+def test_statx_is_used_only_where_it_works(monkeypatch: pytest.MonkeyPatch, platform: str, result: int | None) -> None:
+    """libc's statx is looked up on Linux only, and kept only if a first call succeeds."""
+    import ctypes
+
+    monkeypatch.setattr(sys, "platform", platform)
+    monkeypatch.setattr(ctypes, "CDLL", lambda name: _FakeLibc(result))
+
+    found = _lock_dir._find_statx()
+
+    assert (platform == "linux" and result == 0) == (found is not None)
+
+
 def test_symlinked_lock_file_is_refused(lock_dir: Path, tmp_path: Path) -> None:
     """A symlink planted at the lock path is not followed (O_NOFOLLOW)."""
     lock_dir.mkdir()

@@ -13,15 +13,17 @@ import hashlib
 import json
 import os
 import re
+import sys
 import threading
 import warnings
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
 from ._errors import ConfigError, LockError
 from ._lease_core import holder_from_value
 
-__all__ = ["NETWORK_FS", "default_lock_dir", "lock_holders", "mount_fs_type", "prepare", "slot_path"]
+__all__ = ["NETWORK_FS", "default_lock_dir", "link_probe", "lock_holders", "mount_fs_type", "prepare", "slot_path"]
 
 NETWORK_FS = frozenset(
     {"nfs", "nfs4", "cifs", "smb3", "smbfs", "ncpfs", "afs", "9p", "ceph", "glusterfs", "lustre", "gpfs"}
@@ -140,6 +142,62 @@ def mount_fs_type(path: str, *, mountinfo: str | None = None, mounts: str | None
         if (path == point or path.startswith(prefix) or point == "/") and (best is None or len(point) >= best[0]):
             best = (len(point), fs_type)
     return None if best is None else best[1]
+
+
+_STATX_NLINK = 0x4
+_AT_EMPTY_PATH = 0x1000
+_AT_FDCWD = -100
+_STATX_SIZE = 256
+_statx: list[Callable[..., int] | None] = []
+"""libc's ``statx`` (None where it is missing or fails), once the first `link_probe` looked it up."""
+
+
+def _find_statx() -> Callable[..., int] | None:
+    """libc's ``statx`` when this Linux libc and kernel have it (checked with one call), else None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        statx: Callable[..., int] = ctypes.CDLL(None).statx
+        if statx(_AT_FDCWD, b"/", 0, _STATX_NLINK, ctypes.create_string_buffer(_STATX_SIZE)) != 0:
+            return None
+    except (ImportError, OSError, AttributeError):
+        return None
+    return statx
+
+
+def _linked_by_fstat(fd: int) -> bool:
+    return os.fstat(fd).st_nlink != 0
+
+
+def link_probe() -> Callable[[int], bool]:
+    """A function telling whether an open file still has a name (a link count above zero).
+
+    ``os.fstat`` answers that too, but it also reads the file's change time, and on Linux
+    6.13+ (multigrain timestamps) a read change time makes the next write stamp a
+    fine-grained time and dirty the inode: on ext4 the holder record's ``pwrite`` then costs
+    about 2 µs more, every acquisition (measured: flock + fstat + pread + pwrite + unlock
+    5.5 µs, with ``statx`` asking for the link count alone 4.1 µs). So where libc has
+    ``statx``, the probe calls it through ctypes, into a buffer of its own: use each probe
+    from one thread at a time. Elsewhere, or if a call fails, it is ``fstat``.
+    """
+    if not _statx:
+        _statx.append(_find_statx())
+    statx = _statx[0]
+    if statx is None:
+        return _linked_by_fstat
+    import ctypes
+
+    buf = ctypes.create_string_buffer(_STATX_SIZE)
+    words = memoryview(buf).cast("B").cast("I")  # struct statx: stx_mask is word 0, stx_nlink word 4
+
+    def linked(fd: int) -> bool:
+        if statx(fd, b"", _AT_EMPTY_PATH, _STATX_NLINK, buf) == 0 and words[0] & _STATX_NLINK:
+            return words[4] != 0
+        return os.fstat(fd).st_nlink != 0
+
+    return linked
 
 
 def _alive(pid: int) -> bool:

@@ -16,7 +16,21 @@ import os
 import threading
 from collections.abc import Hashable
 
-__all__ = ["BUSY", "MINE", "TAKEN", "Owner", "await_release", "current_owner", "give_back", "holders", "take", "wait"]
+__all__ = [
+    "BUSY",
+    "MINE",
+    "TAKEN",
+    "Entry",
+    "Owner",
+    "await_release",
+    "current_owner",
+    "entry",
+    "free",
+    "give_back",
+    "holders",
+    "take",
+    "wait",
+]
 
 Owner = tuple[int, object]
 """``(thread id, asyncio task or None)``: who in this process holds a slot."""
@@ -24,7 +38,7 @@ Owner = tuple[int, object]
 Key = Hashable
 
 
-class _Entry:
+class Entry:
     """The slots of one lock held in this process, and who waits for them."""
 
     __slots__ = ("futures", "slots", "waiters")
@@ -42,7 +56,7 @@ pid = os.getpid()
 """This process's id, kept current across fork (cheaper than calling `os.getpid` on the hot path)."""
 _lock = threading.Lock()
 _released = threading.Condition(_lock)
-_entries: dict[Key, _Entry] = {}
+_entries: dict[Key, Entry] = {}
 _get_running_loop = asyncio.events._get_running_loop
 _get_ident = threading.get_ident
 
@@ -53,11 +67,16 @@ def current_owner() -> Owner:
     return (_get_ident(), None if loop is None else asyncio.current_task(loop))
 
 
-def _entry(key: Key) -> _Entry:
-    entry = _entries.get(key)
-    if entry is None:
-        entry = _entries.setdefault(key, _Entry())
-    return entry
+def entry(key: Key) -> Entry:
+    """The slots of *key* in this process, created on first use.
+
+    Entries are only ever dropped at fork, so a caller may keep the one it got for as long
+    as `pid` has not changed (the file backend does, to skip this lookup on every acquisition).
+    """
+    found = _entries.get(key)
+    if found is None:
+        found = _entries.setdefault(key, Entry())
+    return found
 
 
 def take(key: Key, slot: int, owner: Owner) -> int:
@@ -67,7 +86,7 @@ def take(key: Key, slot: int, owner: Owner) -> int:
     No lock is needed: ``setdefault`` claims the slot atomically (the GIL makes it one step),
     and only *owner* itself can add *owner* to the slots, so the re-entry check cannot race.
     """
-    slots = _entry(key).slots
+    slots = entry(key).slots
     if slots and owner in list(slots.values()):
         return MINE
     return TAKEN if slots.setdefault(slot, owner) is owner else BUSY
@@ -75,15 +94,19 @@ def take(key: Key, slot: int, owner: Owner) -> int:
 
 def give_back(key: Key, slot: int) -> None:
     """Free *slot* of *key* in this process and wake whoever waits for it."""
-    entry = _entries.get(key)
-    if entry is None:
-        return
-    entry.slots.pop(slot, None)
-    if not (entry.waiters or entry.futures):
+    found = _entries.get(key)
+    if found is not None:
+        free(found, slot)
+
+
+def free(found: Entry, slot: int) -> None:
+    """`give_back` for a caller that kept the `entry`."""
+    found.slots.pop(slot, None)
+    if not (found.waiters or found.futures):
         return  # a waiter that registers from now on sees the free slot (`wait` checks under the lock)
     with _lock:
         _released.notify_all()
-        futures, entry.futures = entry.futures, []
+        futures, found.futures = found.futures, []
     for loop, future in futures:
         with contextlib.suppress(RuntimeError):  # that loop is closed; its waiter is gone
             loop.call_soon_threadsafe(_resolve, future)
@@ -91,38 +114,38 @@ def give_back(key: Key, slot: int) -> None:
 
 def holders(key: Key) -> dict[int, Owner]:
     """Slot → owner for the slots of *key* held in this process."""
-    entry = _entries.get(key)
-    return {} if entry is None else dict(entry.slots)
+    found = _entries.get(key)
+    return {} if found is None else dict(found.slots)
 
 
 def wait(key: Key, timeout: float, limit: int) -> bool:
     """Block up to *timeout* real seconds for one of the *limit* slots of *key* to be free; True if one is."""
-    entry = _entry(key)
+    found = entry(key)
     with _lock:
-        entry.waiters += 1
+        found.waiters += 1
         try:
-            if len(entry.slots) < limit:
+            if len(found.slots) < limit:
                 return True
             return _released.wait(timeout)
         finally:
-            entry.waiters -= 1
+            found.waiters -= 1
 
 
 async def await_release(key: Key, timeout: float, limit: int) -> bool:
     """Await up to *timeout* real seconds for one of the *limit* slots of *key* to be free; True if one is."""
     loop = asyncio.get_running_loop()
     future: asyncio.Future[None] = loop.create_future()
-    entry = _entry(key)
+    found = entry(key)
     with _lock:
-        entry.futures.append((loop, future))  # first register, then look: a release in between sees us
-        if len(entry.slots) < limit:
-            entry.futures.remove((loop, future))
+        found.futures.append((loop, future))  # first register, then look: a release in between sees us
+        if len(found.slots) < limit:
+            found.futures.remove((loop, future))
             return True
     try:
         await asyncio.wait_for(future, timeout)
     except asyncio.TimeoutError:
         with _lock:
-            entry.futures = [f for f in entry.futures if f[1] is not future]
+            found.futures = [f for f in found.futures if f[1] is not future]
         return False
     return True
 

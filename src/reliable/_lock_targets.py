@@ -24,18 +24,14 @@ from ._store_lease import StoreLease
 __all__ = ["FileTarget", "StoreTarget", "Target", "resolve"]
 
 
-class FileTarget:
-    __slots__ = ("lock_dir", "name", "name_json", "paths", "registry_key")
+class FileTarget(_file_lock.LockFiles):
+    """The lock files of *settings* in *lock_dir*; `attempt` is `LockFiles.attempt`."""
+
+    __slots__ = ()
 
     def __init__(self, settings: Settings, lock_dir: str, name_json: bytes) -> None:
-        self.name = settings.name
-        self.lock_dir = lock_dir
-        self.name_json = name_json
-        self.paths = [slot_path(lock_dir, settings.name, slot) for slot in range(settings.limit)]
-        self.registry_key: Hashable = ("file", lock_dir, settings.name)
-
-    def attempt(self, owner: _lock_registry.Owner, want_expiry: bool) -> Lease | Conflict | None:
-        return _file_lock.try_acquire(self.name, self.name_json, self.paths, self.lock_dir, owner, self.registry_key)
+        paths = [slot_path(lock_dir, settings.name, slot) for slot in range(settings.limit)]
+        super().__init__(settings.name, name_json, lock_dir, paths, ("file", lock_dir, settings.name))
 
     async def aattempt(self, owner: _lock_registry.Owner, want_expiry: bool) -> Lease | Conflict | None:
         return self.attempt(owner, want_expiry)  # non-blocking system calls only

@@ -79,7 +79,8 @@ class SingleInstance(Generic[R]):
             AlreadyRunningError: the lock is held (``"raise"``), still held after *timeout*
                 (``"wait"``), or this thread or task holds it already (re-entrant use).
         """
-        target = self._target()
+        cached = self._cached
+        target = cached[1] if cached is not None and cached[0] is _configuration._config else self._target()
         owner = _lock_registry.current_owner()
         want_expiry = self.settings.on_conflict == "wait"
         result = target.attempt(owner, want_expiry)
