@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
@@ -98,7 +100,7 @@ def test_broken_logging_never_raises_into_caller(monkeypatch: pytest.MonkeyPatch
     def explode(*args: object, **kwargs: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(logging.Logger, "log", explode)
+    monkeypatch.setattr(logging.Logger, "handle", explode)
     with pytest.MonkeyPatch.context() as m:
         m.setattr(logging.Logger, "isEnabledFor", lambda self, level: True)
         emit("x", "z", "m")
@@ -127,3 +129,111 @@ def test_remove_listener_removes_an_equal_bound_method() -> None:
     emit("x", "after-removal", "m")
 
     assert [] == seen
+
+
+class Keep(logging.Handler):
+    """A handler that keeps the records it gets, formatting nothing."""
+
+    def __init__(self, records: list[logging.LogRecord]) -> None:
+        super().__init__()
+        self.records = records
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def probe() -> Iterator[tuple[logging.Logger, list[logging.LogRecord]]]:
+    """The logger ``reliable.probe`` at DEBUG with a handler keeping its records; restored afterwards."""
+    logger = logging.getLogger("reliable.probe")
+    records: list[logging.LogRecord] = []
+    handler = Keep(records)
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    yield logger, records
+    logger.removeHandler(handler)
+    logger.setLevel(logging.NOTSET)
+    logger.filters.clear()
+    logger.disabled = False
+
+
+def test_record_is_a_plain_stdlib_record(probe: tuple[logging.Logger, list[logging.LogRecord]]) -> None:
+    """The record carries what Logger.log would set: level, message, exc_info, the fields under record.reliable.
+
+    Its caller information is emit() itself unless the primitive names one.
+    """
+    _, records = probe
+    error = ValueError("boom")
+
+    emit("probe", "x", "went %s", level=logging.ERROR, attributes={"reliable.operation": "op"}, exception=error)
+    emit("probe", "y", "second", caller=("/app/jobs.py", 12, "sync_orders"))
+
+    first, second = records
+    assert ("reliable.probe", logging.ERROR, "ERROR", "went %s", ()) == (
+        first.name,
+        first.levelno,
+        first.levelname,
+        first.getMessage(),
+        first.args,
+    )
+    assert (ValueError, error) == (first.exc_info[0], first.exc_info[1])  # type: ignore[index]
+    assert {"event": "reliable.probe.x", "reliable.operation": "op"} == first.reliable  # type: ignore[attr-defined]
+    assert ("_telemetry.py", "emit") == (first.filename, first.funcName)
+    assert ("/app/jobs.py", "jobs.py", "jobs", 12, "sync_orders") == (
+        second.pathname,
+        second.filename,
+        second.module,
+        second.lineno,
+        second.funcName,
+    )
+
+
+def test_record_factory_and_logger_class_are_honoured(
+    probe: tuple[logging.Logger, list[logging.LogRecord]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A record factory set with logging.setLogRecordFactory and a Logger subclass's makeRecord both make the record."""
+    logger, records = probe
+    stock = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = stock(*args, **kwargs)
+        record.tenant = "acme"
+        return record
+
+    class Tagging(logging.Logger):
+        def makeRecord(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
+            record = super().makeRecord(*args, **kwargs)
+            record.tagged = True
+            return record
+
+    logging.setLogRecordFactory(factory)
+    try:
+        emit("probe", "factory", "m")
+    finally:
+        logging.setLogRecordFactory(stock)
+    monkeypatch.setattr(logger, "__class__", Tagging)
+    emit("probe", "subclass", "m")
+
+    made_by_factory, made_by_subclass = records
+    assert ("acme", "reliable.probe.factory") == (made_by_factory.tenant, made_by_factory.reliable["event"])  # type: ignore[attr-defined]
+    assert (True, "reliable.probe.subclass") == (made_by_subclass.tagged, made_by_subclass.reliable["event"])  # type: ignore[attr-defined]
+
+
+def test_logger_filters_disabled_flag_and_propagation_apply(
+    probe: tuple[logging.Logger, list[logging.LogRecord]],
+) -> None:
+    """A logger filter can drop a record, a disabled logger writes none, and records reach the parent's handlers."""
+    logger, records = probe
+    parent: list[logging.LogRecord] = []
+    handler = Keep(parent)
+    logging.getLogger("reliable").addHandler(handler)
+    try:
+        logger.addFilter(lambda record: record.getMessage() != "dropped")
+        emit("probe", "a", "dropped")
+        emit("probe", "b", "kept")
+        logger.disabled = True
+        emit("probe", "c", "while disabled")
+    finally:
+        logging.getLogger("reliable").removeHandler(handler)
+
+    assert (["kept"], ["kept"]) == ([r.getMessage() for r in records], [r.getMessage() for r in parent])

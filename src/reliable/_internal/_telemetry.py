@@ -12,7 +12,9 @@ which, never raising into the caller:
    (attributes ``event`` and ``reliable.operation``) once a meter provider is configured,
    so the hot path never calls ``Counter.add`` (see `reliable._internal._metrics`);
 3. writes a log record to the logger ``reliable.retry`` if it is enabled for *level*,
-   with the event name and attributes under ``record.reliable`` for structured formatters;
+   with the event name and attributes under ``record.reliable`` for structured formatters
+   (built directly, see `reliable._internal._records`: the stdlib's ``Logger.log`` spends half its time finding
+   the caller by walking the stack, which for a record made here is always this module);
 4. hands the `Event` to the listeners: global ones (`add_listener`, used by test
    fixtures) and the ones of the current context (`listening`, used by ``observed``
    to learn what happened inside its scope).
@@ -34,15 +36,19 @@ from typing import Any
 from opentelemetry import metrics, trace
 
 from . import _clock, _metrics
+from ._records import Caller, caller_of, outside_caller, write_record
 
 __all__ = [
     "Event",
+    "Caller",
     "add_listener",
+    "caller_of",
     "count",
     "emit",
     "enabled",
     "event_counts",
     "listening",
+    "outside_caller",
     "pop_listener",
     "push_listener",
     "remove_listener",
@@ -91,14 +97,23 @@ def emit(
     level: int = logging.INFO,
     attributes: Mapping[str, Any] | None = None,
     exception: BaseException | None = None,
+    caller: Caller | None = None,
 ) -> None:
-    """Report *event* of *primitive*. Never raises; a failure is counted and logged at DEBUG."""
+    """Report *event* of *primitive*. Never raises; a failure is counted and logged at DEBUG.
+
+    *caller* is the log record's ``pathname``, ``lineno`` and ``funcName`` (see `caller_of`);
+    by default, `emit` itself.
+    """
     try:
-        _emit(primitive, event, message, level, attributes or {}, exception)
+        _emit(primitive, event, message, level, attributes or {}, exception, caller)
     except Exception:  # telemetry must never break the caller
         _state.failures += 1
         with contextlib.suppress(Exception):  # logging itself may be what is broken
             _log.debug("telemetry failed for reliable.%s.%s", primitive, event, exc_info=True)
+
+
+_EMIT: Caller = (__file__, emit.__code__.co_firstlineno, "emit")
+"""The caller information of a record when the primitive gives none."""
 
 
 def _emit(
@@ -108,13 +123,14 @@ def _emit(
     level: int,
     attributes: Mapping[str, Any],
     exception: BaseException | None,
+    caller: Caller | None,
 ) -> None:
     name = f"reliable.{primitive}.{event}"
     span = trace.get_current_span()
     if span.is_recording():
         span.add_event(name, {k: _otel_value(v) for k, v in attributes.items() if v is not None})
     _metrics.count_event(name, str(attributes.get("reliable.operation", "")))
-    _log_and_notify(name, primitive, event, message, level, attributes, exception)
+    _log_and_notify(name, primitive, event, message, level, attributes, exception, caller)
 
 
 def _log_and_notify(
@@ -125,13 +141,13 @@ def _log_and_notify(
     level: int,
     attributes: Mapping[str, Any],
     exception: BaseException | None,
+    caller: Caller | None,
 ) -> None:
     logger = _loggers.get(primitive)
     if logger is None:
         logger = _loggers.setdefault(primitive, logging.getLogger(f"reliable.{primitive}"))
     if logger.isEnabledFor(level):
-        exc_info = (type(exception), exception, exception.__traceback__) if exception is not None else None
-        logger.log(level, message, exc_info=exc_info, extra={"reliable": {"event": name, **attributes}})
+        write_record(logger, level, message, {"event": name, **attributes}, exception, caller or _EMIT)
     listeners = _state.listeners + _scoped.get()
     if listeners:
         record = Event(name, primitive, event, message, level, attributes, exception, _clock.current().time())
@@ -169,6 +185,7 @@ def report(
     level: int,
     attributes: Mapping[str, Any],
     exception: BaseException | None = None,
+    caller: Caller | None = None,
 ) -> None:
     """Like `emit`, but only the log record and the listeners: no span event, no count.
 
@@ -176,7 +193,8 @@ def report(
     the ``reliable.calls`` count itself); call it only when `wanted` says so.
     """
     try:
-        _log_and_notify(f"reliable.{primitive}.{event}", primitive, event, message, level, attributes, exception)
+        name = f"reliable.{primitive}.{event}"
+        _log_and_notify(name, primitive, event, message, level, attributes, exception, caller)
     except Exception:  # telemetry must never break the caller
         _state.failures += 1
         with contextlib.suppress(Exception):
