@@ -109,12 +109,21 @@ def sdk_meter_possible() -> bool:
     return _otel._override_meter_provider is not None or _metrics_api._METER_PROVIDER is not None or _SLOW_METER
 
 
+_last: tuple[Any, Any, _Instruments | None] = (None, None, None)
+"""The (provider, override) `queue_duration` saw last and their instruments: two identity tests, no weak-dict lookup."""
+
+
 def queue_duration(operation: str, outcome: str, duration: float, error_type: str) -> None:
     """Queue one duration for the ``reliable.duration`` histogram, if a real meter provider is set."""
+    global _last
     provider = _otel.meter_provider()
     if provider is None:
         return
-    instruments = _instruments_for(provider)
+    last_provider, last_override, instruments = _last
+    override = _otel._override_meter_provider
+    if instruments is None or last_provider is not provider or last_override is not override:
+        instruments = _instruments_for(provider)
+        _last = (provider, override, instruments)
     pending = instruments.pending
     if len(pending) >= MAX_PENDING:
         _overflow(instruments)
