@@ -13,7 +13,10 @@ sync function, decorator of a coroutine function, ``with`` and ``async with``.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import logging
+import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +68,39 @@ def test_ok_call_leaves_span_metrics_and_info_record(
         fields["trace_id"],
         fields["span_id"],
     )
+
+
+def test_log_record_names_the_users_code(records: Records, name: str) -> None:
+    """The end-of-call record's pathname, lineno and funcName are the decorated function's (through other
+    decorators), or those of the function around the ``with`` block: not reliable's own module."""
+
+    @reliable.observed(name)
+    @reliable.retry(attempts=1)
+    def sync_orders() -> int:
+        return 1
+
+    @reliable.observed(name)
+    async def fetch() -> int:
+        return 2
+
+    async def main() -> None:
+        async with reliable.observed(name):
+            await fetch()
+
+    sync_orders()
+    with reliable.observed(name):
+        line = sys._getframe().f_lineno
+    asyncio.run(main())
+
+    decorated, block, awaited, async_block = finished(records, name)
+    assert (__file__, inspect.unwrap(sync_orders).__code__.co_firstlineno, "sync_orders") == (
+        decorated.pathname,
+        decorated.lineno,
+        decorated.funcName,
+    )
+    assert (__file__, "test_log_record_names_the_users_code") == (block.pathname, block.funcName)
+    assert line - 1 <= block.lineno <= line
+    assert [(__file__, "fetch"), (__file__, "main")] == [(r.pathname, r.funcName) for r in (awaited, async_block)]
 
 
 def test_span_attributes_are_the_operation_and_yours(otel: Otel, name: str) -> None:

@@ -53,12 +53,14 @@ def error_kind(exc: BaseException) -> str | None:
 def report(run: Any, outcome: str, level: int, exc: BaseException | None) -> None:
     """Write the end-of-call log record of *run* (and hand it to the telemetry listeners)."""
     duration = run.duration
+    name = run._owner.name
     attributes: dict[str, Any] = {
-        "reliable.operation": run.name,
+        "reliable.operation": name,
         "reliable.outcome": outcome,
         "reliable.duration": round(duration, 6),
     }
-    context = (run._span or trace.get_current_span()).get_span_context()
+    span = run._span
+    context = (span if span is not None else trace.get_current_span()).get_span_context()
     if context.is_valid:
         attributes["trace_id"] = format(context.trace_id, "032x")
         attributes["span_id"] = format(context.span_id, "016x")
@@ -66,19 +68,22 @@ def report(run: Any, outcome: str, level: int, exc: BaseException | None) -> Non
         attributes["reliable.run_id"] = run.run_id
     if run.retries:
         attributes["reliable.retries"] = run.retries
-    if outcome == "error":
+    if outcome == "ok":
+        message = f"{name} ok in {duration:.3f}s"
+    elif outcome == "error":
         kind = run.error_kind
         attributes.update({"error.type": run.error_type, "error.message": run.error, "reliable.error.kind": kind})
-        message = f"{run.name} failed in {duration:.3f}s: {run.error}" + (f" ({kind})" if kind else "")
+        message = f"{name} failed in {duration:.3f}s: {run.error}" + (f" ({kind})" if kind else "")
     elif outcome == "degraded":
         attributes["reliable.reason"] = run.reason
-        message = f"{run.name} degraded in {duration:.3f}s: {run.reason}"
-    elif outcome == "skipped":
-        message = f"{run.name} skipped: another run holds its lock"
+        message = f"{name} degraded in {duration:.3f}s: {run.reason}"
     else:
-        message = f"{run.name} ok in {duration:.3f}s"
+        message = f"{name} skipped: another run holds its lock"
     report_exc = exc if outcome == "error" else None
-    _telemetry.report("observed", "finished", message, level=level, attributes=attributes, exception=report_exc)
+    caller = run._where or _telemetry.outside_caller()  # the decorated function, else the `with` block
+    _telemetry.report(
+        "observed", "finished", message, level=level, attributes=attributes, exception=report_exc, caller=caller
+    )
 
 
 def after(owner: Any, fin: Finish, transition: Transition | None) -> None:

@@ -40,7 +40,19 @@ class ObservedRun:
     .. versionadded:: 0.1.0
     """
 
-    __slots__ = ("__dict__", "_clock", "_listening", "_owner", "_plain", "_t0", "duration", "outcome")
+    __slots__ = (
+        "__dict__",
+        "_clock",
+        "_ctx",
+        "_listening",
+        "_owner",
+        "_plain",
+        "_span",
+        "_t0",
+        "_where",
+        "duration",
+        "outcome",
+    )
     # The attributes every call sets are slots; the rest default to these class attributes.
 
     run_id: str | None = None
@@ -52,7 +64,6 @@ class ObservedRun:
     error: str | None = None
     error_type: str | None = None
     error_kind: str | None = None
-    _span: Any = None
     _started_at: float | None = None
     _record: dict[str, Any] | None = None
     _version: int | None = None
@@ -63,13 +74,17 @@ class ObservedRun:
         owner: Any,
         attributes: dict[str, Any],
         heartbeat: tuple[dict[str, Any], float | None, int | None] | None = None,
+        where: _telemetry.Caller | None = None,
     ) -> None:
         """Begin the call: open the span (only with a real SDK), listen to inner primitives, start the clock.
 
         *heartbeat* is the run record and, if the store recorded it, its start (store time) and version.
+        *where* is the caller information of the end-of-call log record (the decorated function).
         """
         self._owner = owner
-        self._plain = True  # no span, no event heard, not degraded by hand: the fast path of conclude
+        self._where = where
+        self._plain = True  # no event heard, not degraded by hand: the fast path of conclude
+        self._span: Any = None
         self.outcome: str | None = None
         if heartbeat is not None:
             self._record, self._started_at, self._version = heartbeat
@@ -121,7 +136,6 @@ class ObservedRun:
                 self.name, attributes=attributes or None, record_exception=False, set_status_on_exception=False
             )
             self._ctx = otel_context.attach(trace.set_span_in_context(span))
-            self._plain = False
         except Exception:  # telemetry must never break the call
             self._span = None
             _log.debug("could not start the span of %r", self.name, exc_info=True)
@@ -143,12 +157,18 @@ class ObservedRun:
         """Decide the outcome, close the span, count, log; return the outcome. Never raises."""
         self.duration = duration = self._clock.monotonic() - self._t0
         if exc is None and self._plain and (not has_result or self._owner.expect is None):
-            # The common case (ok, no span, nothing heard inside): the general path below, minus what cannot apply.
+            # The common case (ok, nothing heard inside): the general path below, minus what cannot apply.
             self.outcome = "ok"
             try:
                 _scoped.reset(self._listening)
+                span = self._span
+                if span is not None:
+                    span.set_attribute("reliable.outcome", "ok")
                 if _telemetry_state.listeners or _scoped.get() or _log.isEnabledFor(logging.INFO):
                     self._report("ok", logging.INFO, None)
+                if span is not None:
+                    otel_context.detach(self._ctx)
+                    span.end()
                 owner = self._owner
                 counts = _thread_calls()  # what _record_call does, inline: this is the hot path
                 counts[owner.ok_key] = counts.get(owner.ok_key, 0) + 1
@@ -175,10 +195,10 @@ class ObservedRun:
                 outcome = "degraded"
         self.outcome = outcome
         try:
+            _scoped.reset(self._listening)
             span = self._span
             if span is not None:
                 self._close_span(span, outcome, exc)
-            _scoped.reset(self._listening)
             level = _LEVELS[outcome]
             if _telemetry_state.listeners or _scoped.get() or _log.isEnabledFor(level):
                 self._report(outcome, level, exc)
@@ -236,7 +256,7 @@ class ObservedRun:
         return _effects.store_of(self._owner)
 
     @classmethod
-    def start(cls, owner: Any, attributes: dict[str, Any]) -> ObservedRun:
+    def start(cls, owner: Any, attributes: dict[str, Any], where: _telemetry.Caller | None = None) -> ObservedRun:
         """Record the run as in progress (blocking store), then begin it."""
         record = _effects.new_record(owner)
         started: tuple[float | None, int | None] = (None, None)
@@ -244,10 +264,12 @@ class ObservedRun:
             started = _heartbeat.drive(_effects.store_of(owner), _heartbeat.start_flow(owner.spec, record))
         except Exception as exc:
             _effects.store_failed(owner.name, "record the start of", exc)
-        return cls(owner, attributes, (record, *started))
+        return cls(owner, attributes, (record, *started), where)
 
     @classmethod
-    async def astart(cls, owner: Any, attributes: dict[str, Any]) -> ObservedRun:
+    async def astart(
+        cls, owner: Any, attributes: dict[str, Any], where: _telemetry.Caller | None = None
+    ) -> ObservedRun:
         """Record the run as in progress (async store), then begin it."""
         record = _effects.new_record(owner)
         started: tuple[float | None, int | None] = (None, None)
@@ -255,7 +277,7 @@ class ObservedRun:
             started = await _heartbeat.adrive(_effects.store_of(owner), _heartbeat.start_flow(owner.spec, record))
         except Exception as exc:
             _effects.store_failed(owner.name, "record the start of", exc)
-        return cls(owner, attributes, (record, *started))
+        return cls(owner, attributes, (record, *started), where)
 
     def finish(self, exc: BaseException | None, result: Any, has_result: bool) -> None:
         """`conclude`, then record the heartbeat (sync store) and send the alerts it causes."""
