@@ -151,3 +151,15 @@ def test_full_jitter_example_values() -> None:
     policy = Policy(5, 60.0, 0.5, 30.0, 2.0, "full", None)
 
     assert math.isclose(0.5, backoff(policy, 3, 0.25))
+
+
+@given(policies(), attempt_numbers, rands)
+def test_decide_waits_exactly_the_backoff(policy: Policy, attempt: int, rand: float) -> None:
+    """With no attempt limit, deadline or server request in the way, decide waits `backoff` (it inlines it)."""
+    unbounded = Policy(
+        None, None, policy.wait_initial, policy.wait_max, policy.wait_exp_base, policy.jitter, policy.max_server_wait
+    )
+
+    decision = decide(unbounded, attempt=attempt, elapsed=0.0, retryable=True, why="", requested=None, rand=rand)
+
+    assert Decision(backoff(unbounded, attempt, rand), "backoff") == decision

@@ -152,3 +152,64 @@ def test_block_form_reports_the_same(events: list[_telemetry.Event]) -> None:
 
     (event,) = attempts(events)
     assert "because on= matches it: attempt 1 failed: ValueError: bad" in event.message
+
+
+@pytest.fixture
+def quiet_logger() -> Iterator[None]:
+    """The reliable.retry logger off (no record would be handled), restored afterwards."""
+    logger = logging.getLogger("reliable.retry")
+    saved = logger.level
+    logger.setLevel(logging.CRITICAL)
+    yield
+    logger.setLevel(saved)
+
+
+def test_nobody_listening_only_counts(quiet_logger: None) -> None:
+    """With the logger off, no listener and no recording span, retries are only counted."""
+    before = _telemetry.event_counts().get(("reliable.retry.attempt", "fetch"), 0)
+
+    reliable.retry(name="fetch", wait_initial=0, wait_max=0)(_failing_once(TimeoutError("1"), TimeoutError("2")))()
+
+    assert 2 == _telemetry.event_counts().get(("reliable.retry.attempt", "fetch"), 0) - before
+
+
+def test_a_recording_span_alone_gets_the_event(quiet_logger: None) -> None:
+    """With the logger off but a span recording, the span gets the attempt event with its attributes."""
+    from opentelemetry.sdk.trace import TracerProvider
+
+    tracer = TracerProvider().get_tracer("test")
+    with tracer.start_as_current_span("job") as span:
+        reliable.retry(name="fetch", wait_initial=0, wait_max=0, on=ValueError)(_failing_once(ValueError("x")))()
+
+    (event,) = [e for e in span.events if e.name == "reliable.retry.attempt"]  # type: ignore[attr-defined]
+    assert ("permanent", "on= matches ValueError") == (
+        event.attributes["reliable.classification"],
+        event.attributes["reliable.retry.reason"],
+    )
+
+
+def _failing_once(*errors: BaseException) -> Callable[[], str]:
+    """A function that raises *errors* (default: one TimeoutError) in order, then returns "ok"."""
+    pending = list(errors or [TimeoutError("slow")])
+
+    def body() -> str:
+        if pending:
+            raise pending.pop(0)
+        return "ok"
+
+    return body
+
+
+def test_a_broken_tracing_api_with_the_logger_off(quiet_logger: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """If looking up the current span raises, the retry goes on and is counted."""
+    from reliable import _retry_run
+
+    def broken() -> Any:
+        raise RuntimeError("tracing is broken")
+
+    monkeypatch.setattr(_retry_run.trace, "get_current_span", broken)
+    before = _telemetry.event_counts().get(("reliable.retry.attempt", "fetch"), 0)
+
+    result = reliable.retry(name="fetch", wait_initial=0, wait_max=0)(_failing_once())()
+
+    assert ("ok", 1) == (result, _telemetry.event_counts().get(("reliable.retry.attempt", "fetch"), 0) - before)

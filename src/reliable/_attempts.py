@@ -24,14 +24,14 @@ from types import TracebackType
 
 import tenacity
 
-from ._backoff import Jitter
+from ._backoff import Decision, Jitter
 from ._budget import RetryBudget
 from ._classify import transient
 from ._internal import _clock
 from ._internal._clock import Clock
 from ._internal._durations import Duration
 from ._retry_options import On, Options, make_options
-from ._retry_run import Run, Step
+from ._retry_run import Run
 
 __all__ = ["Attempt", "Attempts", "attempts"]
 
@@ -65,12 +65,12 @@ class Attempt:
 class _Hooks:
     """reliable's decisions in tenacity's hook slots, for one loop."""
 
-    __slots__ = ("exc", "run", "step")
+    __slots__ = ("decision", "exc", "run")
 
     def __init__(self, run: Run) -> None:
         self.run = run
         self.exc: BaseException | None = None
-        self.step: Step | None = None
+        self.decision: Decision | None = None
 
     def retry(self, state: tenacity.RetryCallState) -> bool:
         outcome = state.outcome
@@ -83,36 +83,38 @@ class _Hooks:
         if not isinstance(exc, Exception):
             return False  # KeyboardInterrupt, cancellation: tenacity re-raises it untouched
         self.exc = exc
-        self.step = self.run.assess(exc)
+        self.decision = self.run.assess(exc)
         return True
 
-    def _step(self) -> Step:
-        assert self.step is not None
-        return self.step
+    def _decision(self) -> Decision:
+        assert self.decision is not None
+        return self.decision
 
     def wait(self, state: tenacity.RetryCallState) -> float:
-        step = self._step()
+        decision = self._decision()
         budget = self.run.options.budget
-        if not step.decision.give_up and budget is not None and not budget.try_acquire():
-            self.step = step = self.run.budget_denied(step)
-        return step.decision.wait or 0.0
+        if decision.wait is not None and budget is not None and not budget.try_acquire():
+            self.decision = decision = self.run.budget_denied()
+        return decision.wait or 0.0
 
     async def await_wait(self, state: tenacity.RetryCallState) -> float:
-        step = self._step()
+        decision = self._decision()
         budget = self.run.options.budget
-        if not step.decision.give_up and budget is not None and not await budget.atry_acquire():
-            self.step = step = self.run.budget_denied(step)
-        return step.decision.wait or 0.0
+        if decision.wait is not None and budget is not None and not await budget.atry_acquire():
+            self.decision = decision = self.run.budget_denied()
+        return decision.wait or 0.0
 
     def stop(self, state: tenacity.RetryCallState) -> bool:
-        step = self._step()
-        if step.decision.give_up:
-            self.run.give_up(self.exc, step)
+        decision = self._decision()
+        if decision.wait is None:
+            self.run.give_up(self.exc, decision)
             return True
         return False
 
     def before_sleep(self, state: tenacity.RetryCallState) -> None:
-        self.run.retrying(self.exc, self._step())
+        wait = self._decision().wait
+        assert wait is not None  # stop() went on: the decision was to wait
+        self.run.retrying(self.exc, wait)
 
 
 class Attempts:

@@ -107,15 +107,18 @@ def decide(
     if attempts is not None and attempt >= attempts:
         return Decision(None, f"all {attempts} attempts failed")
     deadline = policy.deadline
-    remaining = None if deadline is None else deadline - elapsed
-    if remaining is not None and remaining <= 0:
-        return Decision(None, f"the {policy.deadline:g}s deadline passed")
+    if deadline is None:
+        remaining = None
+    else:
+        remaining = deadline - elapsed
+        if remaining <= 0:
+            return Decision(None, f"the {deadline:g}s deadline passed")
     if requested is not None:
         if remaining is not None and requested >= remaining:
             return Decision(
                 None,
                 f"the server asked to wait {requested:.3g}s but only {remaining:.3g}s "
-                f"of the {policy.deadline:g}s deadline were left",
+                f"of the {deadline:g}s deadline were left",
             )
         if policy.max_server_wait is not None and requested > policy.max_server_wait:
             return Decision(
@@ -123,9 +126,22 @@ def decide(
                 f"the server asked to wait {requested:.3g}s, more than max_server_wait={policy.max_server_wait:g}s",
             )
         return Decision(requested, "the server asked to wait")
-    wait = backoff(policy, attempt, rand)
+    # `backoff`, inlined: this runs once per failed attempt
+    try:
+        ceiling = policy.wait_initial * policy.wait_exp_base ** (attempt - 1)
+    except OverflowError:
+        ceiling = policy.wait_max
+    if not ceiling <= policy.wait_max:  # also NaN, as min() in `backoff`
+        ceiling = policy.wait_max
+    jitter = policy.jitter
+    if jitter == "full":
+        wait = ceiling * rand
+    elif jitter == "equal":
+        wait = ceiling / 2 + ceiling / 2 * rand
+    else:
+        wait = ceiling
     if remaining is not None and wait >= remaining:
         return Decision(
-            None, f"the next attempt, after a {wait:.3g}s backoff, would start after the {policy.deadline:g}s deadline"
+            None, f"the next attempt, after a {wait:.3g}s backoff, would start after the {deadline:g}s deadline"
         )
     return _tuple_new(Decision, (wait, "backoff"))  # Decision(wait, "backoff") without its Python-level __new__

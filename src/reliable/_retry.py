@@ -144,7 +144,7 @@ def _wrap_sync(options: Options, name: str, fn: Callable[P, T]) -> Callable[P, T
             except Exception as exc:
                 first = exc
             try:
-                return drive_sync(Run(options, name, clock, start), lambda: fn(*args, **kwargs), first)
+                return drive_sync(Run(options, name, clock, start), fn, args, kwargs, first)
             finally:
                 del first  # no exception -> traceback -> this frame -> exception cycle left for the GC
 
@@ -166,9 +166,9 @@ def _wrap_sync(options: Options, name: str, fn: Callable[P, T]) -> Callable[P, T
         else:
             if accept is None or not accept(result):
                 return result
-            return drive_sync(Run(options, name, clock, start), lambda: fn(*args, **kwargs), None, result)
+            return drive_sync(Run(options, name, clock, start), fn, args, kwargs, None, result)
         try:
-            return drive_sync(Run(options, name, clock, start), lambda: fn(*args, **kwargs), first)
+            return drive_sync(Run(options, name, clock, start), fn, args, kwargs, first)
         finally:
             del first
 
@@ -188,7 +188,7 @@ def _wrap_async(options: Options, name: str, fn: Callable[P, Any]) -> Callable[P
             except Exception as exc:
                 first = exc
             try:
-                return await drive_async(Run(options, name, clock, start), lambda: fn(*args, **kwargs), first)
+                return await drive_async(Run(options, name, clock, start), fn, args, kwargs, first)
             finally:
                 del first  # no exception -> traceback -> this frame -> exception cycle left for the GC
 
@@ -210,9 +210,9 @@ def _wrap_async(options: Options, name: str, fn: Callable[P, Any]) -> Callable[P
         else:
             if accept is None or not accept(result):
                 return result
-            return await drive_async(Run(options, name, clock, start), lambda: fn(*args, **kwargs), None, result)
+            return await drive_async(Run(options, name, clock, start), fn, args, kwargs, None, result)
         try:
-            return await drive_async(Run(options, name, clock, start), lambda: fn(*args, **kwargs), first)
+            return await drive_async(Run(options, name, clock, start), fn, args, kwargs, first)
         finally:
             del first
 

@@ -1,9 +1,11 @@
 """One retried call after its first failure: the state, the reports, and the sync and async drivers.
 
 The decorator calls the function itself first and comes here only when that fails,
-so a call that succeeds never touches any of this. `Run.assess` turns a failure
-into a `Step` (classification + the pure core's `Decision`); the drivers do the I/O
-around it: the budget, the sleep on the library clock, the next attempt.
+so a call that succeeds never touches any of this. `Run.assess` turns a failure into
+the pure core's `Decision` and keeps the classification on the `Run`; the drivers do
+the I/O around it: the budget, the sleep on the library clock, the next attempt. A
+failed attempt allocates its `Decision` (a tuple) and, only when someone would see
+it, the report's message and attributes.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ import logging
 import random
 import sys
 import warnings
-from collections.abc import Awaitable, Callable
-from typing import Any, NamedTuple, TypeVar, cast
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar, cast
 
 from opentelemetry import trace
 
@@ -23,21 +25,14 @@ from ._internal import _telemetry
 from ._internal._clock import Clock
 from ._retry_options import Options
 
-__all__ = ["Run", "Step", "add_note", "drive_async", "drive_sync"]
+__all__ = ["Run", "add_note", "drive_async", "drive_sync"]
 
 T = TypeVar("T")
 
 _RESULT = Classification("transient", True, None, None, "the result matched retry_on_result")
 _warned: set[str] = set()
-_tuple_new = tuple.__new__
-
-
-class Step(NamedTuple):
-    """What follows one failed attempt."""
-
-    decision: Decision
-    classification: Classification
-    retryable: bool
+_random = random.random
+_WARNING = logging.WARNING
 
 
 def add_note(exc: BaseException, note: str) -> None:
@@ -79,9 +74,9 @@ def _mark_span(attempts: int, span: Any = None) -> None:
 
 
 class Run:
-    """The retry state of one call: which attempt, since when, how many retries the SDK already made."""
+    """The retry state of one call: which attempt, since when, what the last failure was."""
 
-    __slots__ = ("attempt", "clock", "name", "options", "sdk_retries", "span", "start")
+    __slots__ = ("attempt", "classification", "clock", "name", "options", "retryable", "sdk_retries", "span", "start")
 
     def __init__(self, options: Options, name: str, clock: Clock, start: float) -> None:
         self.options = options
@@ -93,43 +88,52 @@ class Run:
         self.sdk_retries = 0
         self.span: Any = None
         """The caller's current span, looked up once per call when first needed."""
+        self.classification = _RESULT
+        """What the classifier said about the last failure (set by `assess`)."""
+        self.retryable = True
+        """Whether the last failure may be retried: the classifier's answer, or the caller's ``on=``."""
 
     @property
     def total(self) -> int:
         """Attempts made so far, the SDK's own retries included."""
         return self.attempt + self.sdk_retries
 
-    def assess(self, exc: BaseException | None) -> Step:
-        """Classify the failure of the current attempt and ask the pure core what follows."""
+    def assess(self, exc: BaseException | None) -> Decision:
+        """Classify the failure of the current attempt (kept on the run) and ask the pure core what follows."""
         options = self.options
-        clock = self.clock
         if exc is None:
-            classification, retryable = _RESULT, True
+            classification = _RESULT
+            retryable = True
         else:
             known = known_classification(exc)
             if known is None:
-                known = classify_at(exc, clock.time())
+                known = classify_at(exc, self.clock.time())
                 self._count_sdk_retries(exc)
             classification = known
-            if options.on_types is not None:
-                retryable = isinstance(exc, options.on_types)
+            on_types = options.on_types
+            if on_types is not None:
+                retryable = isinstance(exc, on_types)
             elif options.on_predicate is not None:
                 retryable = bool(options.on_predicate(exc))
             else:
                 retryable = classification.retry
-        why = classification.reason
-        if not retryable and (options.on_types is not None or options.on_predicate is not None):
+        self.classification = classification
+        self.retryable = retryable
+        if retryable:
+            why = ""  # the core reads it only to give up on what is not retryable
+        elif options.on_types is None and options.on_predicate is None:
+            why = classification.reason
+        else:
             why = f"on= does not match {type(exc).__qualname__}"
-        decision = decide(
+        return decide(
             options.policy,
             self.attempt + self.sdk_retries,
-            clock.monotonic() - self.start,
+            self.clock.monotonic() - self.start,
             retryable,
             why,
             classification.wait,
-            random.random(),
+            _random(),
         )
-        return _tuple_new(Step, (decision, classification, retryable))  # Step(...) without its Python-level __new__
 
     def _count_sdk_retries(self, exc: BaseException) -> None:
         count = sdk_retries(exc)
@@ -146,8 +150,8 @@ class Run:
                 stacklevel=5,
             )
 
-    def budget_denied(self, step: Step) -> Step:
-        """The budget refused the retry *step* wanted: report it and turn it into a give-up."""
+    def budget_denied(self) -> Decision:
+        """The budget refused the retry the last decision wanted: report it, and give up instead."""
         budget = self.options.budget
         assert budget is not None
         reason = f"the retry budget {budget.name!r} is exhausted (failing fast instead of adding to a retry storm)"
@@ -160,25 +164,25 @@ class Run:
                 "reliable.operation": self.name,
                 "reliable.attempt": self.total,
                 "reliable.retry.budget": budget.name,
-                "reliable.classification": step.classification.kind,
+                "reliable.classification": self.classification.kind,
             },
         )
-        return Step(Decision(None, reason), step.classification, step.retryable)
+        return Decision(None, reason)
 
-    def retrying(self, exc: BaseException | None, step: Step) -> None:
-        """Report that attempt `total` failed and the next one follows after ``step.decision.wait``.
+    def retrying(self, exc: BaseException | None, wait: float) -> None:
+        """Report that attempt `total` failed and the next one follows after *wait* seconds.
 
         The message says why it is retried: the classification (``failed (rate_limited)``), or
         the caller's ``on=`` when it retries what `reliable.classify` would not; the
         classification is always in the ``reliable.classification`` attribute.
         """
-        logged = _telemetry.wanted("retry", logging.WARNING)
+        logged = _telemetry.wanted("retry", _WARNING)
         if not logged and not self._span().is_recording():
             # nobody would see more than the count: skip the message and attributes
             _telemetry.count("retry", "attempt", self.name)
             return
-        wait = step.decision.wait
-        classification = step.classification
+        classification = self.classification
+        total = self.attempt + self.sdk_retries
         if exc is None:
             because = "retry_on_result rejected the result"
         elif classification.retry:
@@ -188,27 +192,25 @@ class Run:
         if not logged:
             message = "retrying"
         elif exc is None:
-            message = (
-                f"retrying {self.name!r} in {wait:.3g}s: retry_on_result rejected the result of attempt {self.total}"
-            )
+            message = f"retrying {self.name!r} in {wait:.3g}s: retry_on_result rejected the result of attempt {total}"
         elif classification.retry:
             message = (
-                f"retrying {self.name!r} in {wait:.3g}s: attempt {self.total} failed "
+                f"retrying {self.name!r} in {wait:.3g}s: attempt {total} failed "
                 f"({classification.kind}): {_describe(exc)}"
             )
         else:
             message = (
                 f"retrying {self.name!r} in {wait:.3g}s because on= matches it: "
-                f"attempt {self.total} failed: {_describe(exc)}"
+                f"attempt {total} failed: {_describe(exc)}"
             )
         _telemetry.emit(
             "retry",
             "attempt",
             message,
-            level=logging.WARNING,
+            level=_WARNING,
             attributes={
                 "reliable.operation": self.name,
-                "reliable.attempt": self.total,
+                "reliable.attempt": total,
                 "reliable.retry.wait": wait,
                 "reliable.retry.reason": because,
                 "error.type": _error_type(exc),
@@ -225,15 +227,15 @@ class Run:
                 span = self.span = trace.INVALID_SPAN
         return span
 
-    def give_up(self, exc: BaseException | None, step: Step) -> None:
+    def give_up(self, exc: BaseException | None, decision: Decision) -> None:
         """Add the note to *exc* and report the give-up; a first failure that is simply not retryable stays silent."""
-        if self.total == 1 and not step.retryable:
+        if self.total == 1 and not self.retryable:
             return
         elapsed = self.clock.monotonic() - self.start
         sdk = f" ({self.sdk_retries} of them inside the client library)" if self.sdk_retries else ""
         note = (
             f"reliable.retry gave up on {self.name!r} after {self.total} attempt(s){sdk} "
-            f"over {elapsed:.2f}s: {step.decision.reason}"
+            f"over {elapsed:.2f}s: {decision.reason}"
         )
         if exc is not None:
             add_note(exc, note)
@@ -247,9 +249,9 @@ class Run:
                 "reliable.attempt": self.total,
                 "reliable.retry.attempts": self.total,
                 "reliable.retry.elapsed": elapsed,
-                "reliable.retry.reason": step.decision.reason,
+                "reliable.retry.reason": decision.reason,
                 "error.type": _error_type(exc),
-                "reliable.classification": step.classification.kind,
+                "reliable.classification": self.classification.kind,
             },
             exception=exc,
         )
@@ -257,31 +259,41 @@ class Run:
 
     def succeeded(self) -> None:
         """The call ended well after retries: put the attempt count on the current span."""
-        _mark_span(self.total, self.span)
+        _mark_span(self.attempt + self.sdk_retries, self.span)
 
 
-def drive_sync(run: Run, call: Callable[[], T], exc: BaseException | None, result: Any = None) -> T:
-    """Retry *call* after its first attempt failed with *exc* (or returned a rejected *result*)."""
-    budget = run.options.budget
-    accept = run.options.retry_on_result
+def drive_sync(
+    run: Run,
+    fn: Callable[..., T],
+    args: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
+    exc: BaseException | None,
+    result: Any = None,
+) -> T:
+    """Retry ``fn(*args, **kwargs)`` after its first attempt failed with *exc* (or returned a rejected *result*)."""
+    options = run.options
+    budget = options.budget
+    accept = options.retry_on_result
+    sleep = run.clock.sleep
     while True:
-        step = run.assess(exc)
-        if budget is not None and not step.decision.give_up and not budget.try_acquire():
-            step = run.budget_denied(step)
-        wait = step.decision.wait
+        decision = run.assess(exc)
+        wait = decision.wait
+        if wait is not None and budget is not None and not budget.try_acquire():
+            decision = run.budget_denied()
+            wait = None
         if wait is None:
-            run.give_up(exc, step)
+            run.give_up(exc, decision)
             if exc is not None:
                 try:
                     raise exc
                 finally:
                     exc = None  # break the exception -> traceback -> frame -> exception cycle
             return cast(T, result)  # the last rejected result
-        run.retrying(exc, step)
-        run.clock.sleep(wait)
+        run.retrying(exc, wait)
+        sleep(wait)
         run.attempt += 1
         try:
-            result = call()
+            result = fn(*args, **kwargs)
         except Exception as error:
             exc = error
             continue
@@ -291,28 +303,38 @@ def drive_sync(run: Run, call: Callable[[], T], exc: BaseException | None, resul
             return cast(T, result)
 
 
-async def drive_async(run: Run, call: Callable[[], Awaitable[T]], exc: BaseException | None, result: Any = None) -> T:
+async def drive_async(
+    run: Run,
+    fn: Callable[..., Awaitable[T]],
+    args: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
+    exc: BaseException | None,
+    result: Any = None,
+) -> T:
     """The async twin of `drive_sync`: the same steps, awaiting the call, the budget and the sleep."""
-    budget = run.options.budget
-    accept = run.options.retry_on_result
+    options = run.options
+    budget = options.budget
+    accept = options.retry_on_result
+    asleep = run.clock.asleep
     while True:
-        step = run.assess(exc)
-        if budget is not None and not step.decision.give_up and not await budget.atry_acquire():
-            step = run.budget_denied(step)
-        wait = step.decision.wait
+        decision = run.assess(exc)
+        wait = decision.wait
+        if wait is not None and budget is not None and not await budget.atry_acquire():
+            decision = run.budget_denied()
+            wait = None
         if wait is None:
-            run.give_up(exc, step)
+            run.give_up(exc, decision)
             if exc is not None:
                 try:
                     raise exc
                 finally:
                     exc = None  # break the exception -> traceback -> frame -> exception cycle
             return cast(T, result)  # the last rejected result
-        run.retrying(exc, step)
-        await run.clock.asleep(wait)
+        run.retrying(exc, wait)
+        await asleep(wait)
         run.attempt += 1
         try:
-            result = await call()
+            result = await fn(*args, **kwargs)
         except Exception as error:
             exc = error
             continue

@@ -49,7 +49,7 @@ def wrap_generator(options: Options, name: str, fn: Callable[..., Iterator[Any]]
             first = exc
         if first is not None:
             try:
-                opened = drive_sync(Run(options, name, clock, start), first_item, first)
+                opened = drive_sync(Run(options, name, clock, start), first_item, (), {}, first)
             finally:
                 first = None
         gen, item, value = opened
@@ -111,7 +111,7 @@ def wrap_async_generator(
             first = exc
         if first is not None:
             try:
-                opened = await drive_async(Run(options, name, clock, start), first_item, first)
+                opened = await drive_async(Run(options, name, clock, start), first_item, (), {}, first)
             finally:
                 first = None
         agen, item = opened
