@@ -478,3 +478,12 @@ def test_bodiless_provider_rows_through_urllib_and_aiohttp(case: dict[str, Any],
 def test_bodiless_rows_exist() -> None:
     """The data set still has rows without a body (so the test above tests something)."""
     assert 4 <= len(BODILESS)
+
+
+def test_base_exceptions_inside_are_skipped() -> None:
+    """A KeyboardInterrupt in the chain decides nothing; a timeout further in still does."""
+    interrupted = raised_while_handling(KeyboardInterrupt(), lambda e: RuntimeError("stopped"))
+    deeper = raised_from(TimeoutError(), KeyboardInterrupt())
+    through = raised_from(deeper, RuntimeError("wrapper"))
+
+    assert [("permanent", False), ("transient", True)] == [kind_of(interrupted), kind_of(through)]

@@ -136,9 +136,10 @@ def connection_error(exc: BaseException) -> str | None:
     """The name of the class that makes *exc* a connection error or timeout, or None.
 
     Builtin `ConnectionError` and `TimeoutError` (``socket.timeout`` and
-    ``asyncio.TimeoutError`` are aliases of it), `ssl.SSLError` (see `tls_setup_error`
-    for the ones that are not), an `OSError` whose ``errno`` is in `_TRANSIENT_ERRNOS`,
-    `socket.gaierror` ``EAI_AGAIN``, and the shapes listed in `_CONNECTION_NAMES`.
+    ``asyncio.TimeoutError`` are aliases of it), `ssl.SSLError`, an `OSError` whose
+    ``errno`` is in `_TRANSIENT_ERRNOS`, `socket.gaierror` ``EAI_AGAIN``, and the shapes
+    listed in `_CONNECTION_NAMES`. Certificate and TLS-protocol failures match too: ask
+    `tls_setup_error` first (the classifier does).
     """
     cls = type(exc)
     try:
@@ -156,8 +157,6 @@ def connection_error(exc: BaseException) -> str | None:
 
 
 def _connection_class(cls: type[BaseException]) -> str | None:
-    if issubclass(cls, ssl.SSLCertVerificationError):
-        return None
     if issubclass(cls, (ConnectionError, TimeoutError, ssl.SSLError)):
         return cls.__name__
     for base in cls.__mro__:
