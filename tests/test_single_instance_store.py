@@ -276,7 +276,7 @@ def test_takeover_is_detected_and_never_undone(store: Store, clock: FakeClock) -
     release leaves the new lease alone."""
     old = reliable.single_instance("job", store=store, ttl=3).acquire()
     assert isinstance(old, reliable.Lease)
-    old._stop.set()  # a paused process: no renewal
+    old._stop_renewing()  # a paused process: no renewal
     clock.advance(4)
     new = reliable.single_instance("job", store=OtherProcess(store), ttl=30, on_conflict="raise").acquire()
 

@@ -6,18 +6,20 @@ Renewal, and why it is built this way
 renewer calls it every third of the TTL (so two renewals can fail before the lease ends),
 and tests or callers with their own loop can call it too.
 
-The renewer is a daemon thread for leases taken with ``with`` / a sync function, and an
-asyncio task for ``async with`` / a coroutine function. Both run inside a copy of the
-acquiring context (`contextvars.copy_context`; ``create_task`` copies it too), so the
+Leases taken with ``with`` / a sync function are renewed by their store's shared renewer
+thread (`._lease_renewer`: one daemon thread per store, not one per lease, so a lease
+costs no thread start and join); leases taken with ``async with`` / a coroutine function
+by a timer of the running loop, which starts a task only when a renewal is due. Both
+renew inside a copy of the acquiring context (`contextvars.copy_context`), so the
 telemetry listeners of an enclosing ``observed`` see each ``renewed`` event as progress.
 
-Renewal times come from the library clock, but the renewer waits for them on its stop
-signal in real time, never by sleeping on the clock: a renewer asleep on a fake clock
-with ``auto_advance`` would jump time forward for the whole test, and one asleep on the
-real clock could not be stopped at release. With the real clock the wait lasts until the
-next renewal is due (or the lease is released); with any other clock the renewer looks at
-the clock every 5 ms, so a test moves time with ``clock.advance(...)`` and the renewal
-happens then, exactly once per renewal period passed, with no real waiting for the TTL.
+Renewal times come from the library clock, but renewers wait for them in real time on a
+signal, never by sleeping on the clock: a renewer asleep on a fake clock with
+``auto_advance`` would jump time forward for the whole test, and one asleep on the real
+clock could not be stopped at release. With the real clock the wait lasts until the next
+renewal is due (or the lease is released); with any other clock the renewer looks at the
+clock every 5 ms, so a test moves time with ``clock.advance(...)`` and the renewal happens
+then, exactly once per renewal period passed, with no real waiting for the TTL.
 """
 
 from __future__ import annotations
@@ -26,32 +28,32 @@ import asyncio
 import contextlib
 import contextvars
 import logging
-import threading
 from typing import Any
 
-from . import _lock_registry
+from . import _lease_renewer, _lock_registry
 from ._internal import _clock, _telemetry
 from ._lease import Lease
 from ._lease_core import renew_after, retry_renew_after, slot_key
+from ._lease_renewer import FAKE_CLOCK_POLL
 from ._store_flow import arun, check_flow, release_flow, renew_flow, run
 
 __all__ = ["FAKE_CLOCK_POLL", "StoreLease"]
-
-FAKE_CLOCK_POLL = 0.005
-"""Real seconds between the renewer's looks at a clock that is not the system clock."""
 
 
 class StoreLease(Lease):
     """A `Lease` kept in a store, with a TTL the holder renews in the background."""
 
     __slots__ = (
-        "_astop",
+        "_arenewal",
+        "_context",
+        "_entry",
+        "_loop",
         "_next_renew",
         "_owner_id",
-        "_stop",
+        "_renewer",
+        "_stopped",
         "_store",
-        "_task",
-        "_thread",
+        "_timer",
         "_ttl",
         "_valid_until",
         "_value",
@@ -77,10 +79,13 @@ class StoreLease(Lease):
         self._ttl = ttl
         self._valid_until = started + ttl
         self._next_renew = started + renew_after(ttl)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._astop: asyncio.Event | None = None
+        self._stopped = False
+        self._context: contextvars.Context | None = None
+        self._renewer: Any = None
+        self._entry: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._arenewal: asyncio.Task[None] | None = None
 
     @property
     def ttl(self) -> float:
@@ -168,50 +173,52 @@ class StoreLease(Lease):
         due = self._next_renew - clock.monotonic()
         return due, (due if isinstance(clock, _clock.SystemClock) else min(due, FAKE_CLOCK_POLL))
 
-    def _renew_loop(self) -> None:
-        while True:
-            due, wait = self._due_in()
-            if due > 0:
-                if self._stop.wait(wait):
-                    return
-                continue
-            if self._stop.is_set():
-                return
-            try:
-                self.renew()
-            except Exception as exc:
-                if self.lost or not self._failed(exc):
-                    return
+    def _renew_due(self) -> bool:
+        """One background renewal: whether to keep renewing (a failure short of losing the lease retries soon)."""
+        try:
+            self.renew()
+        except Exception as exc:
+            if self.lost or not self._failed(exc):
+                return False
+        return True
 
-    async def _arenew_loop(self, stop: asyncio.Event) -> None:
-        while True:
-            due, wait = self._due_in()
-            if due > 0:
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(stop.wait(), wait)
-                if stop.is_set() or self._stop.is_set():
-                    return
-                continue
-            try:
-                await self.arenew()
-            except Exception as exc:
-                if self.lost or not self._failed(exc):
-                    return
+    def _renew_in_background(self) -> bool:
+        """`_renew_due` in the acquiring context, for the shared renewer thread; never raises."""
+        try:
+            return bool(self._context.run(self._renew_due)) if self._context is not None else False
+        except BaseException:  # a renewer thread must outlive any one lease
+            return False
+
+    def _arm(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Look again when the next renewal is due (or in `FAKE_CLOCK_POLL` real seconds, on a fake clock)."""
+        self._timer = loop.call_later(max(self._due_in()[1], 0.0), self._awake, loop, context=self._context)
+
+    def _awake(self, loop: asyncio.AbstractEventLoop) -> None:
+        if not self._stopped:
+            if self._due_in()[0] > 0:
+                self._arm(loop)
+            else:
+                self._arenewal = loop.create_task(self._arenew_once(loop), name=f"reliable-lease:{self.name}")
+
+    async def _arenew_once(self, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            await self.arenew()
+        except Exception as exc:
+            if self.lost or not self._failed(exc):
+                return
+        if not self._stopped:
+            self._arm(loop)
 
     def start_renewer(self) -> None:
-        """Renew in a daemon thread that runs in a copy of the caller's context."""
-        context = contextvars.copy_context()
-        self._thread = threading.Thread(
-            target=context.run, args=(self._renew_loop,), name=f"reliable-lease:{self.name}", daemon=True
-        )
-        self._thread.start()
+        """Renew through the store's shared renewer thread, in a copy of the caller's context."""
+        self._context = contextvars.copy_context()
+        _lease_renewer.schedule(self, self._store)
 
     def start_arenewer(self) -> None:
-        """Renew in an asyncio task of the running loop (which copies the caller's context)."""
-        self._astop = asyncio.Event()
-        self._task = asyncio.get_running_loop().create_task(
-            self._arenew_loop(self._astop), name=f"reliable-lease:{self.name}"
-        )
+        """Renew from timers of the running loop, in a copy of the caller's context."""
+        self._context = contextvars.copy_context()
+        self._loop = asyncio.get_running_loop()
+        self._arm(self._loop)
 
     # -- check and release -------------------------------------------------------------
 
@@ -233,21 +240,19 @@ class StoreLease(Lease):
             self._mark_lost("the store holds another holder's lease now (or none)")
             self._raise_if_lost()
 
-    def _stop_thread(self) -> None:
-        self._stop.set()
-        thread, self._thread = self._thread, None
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=self._ttl)
-        task = self._task
-        if task is not None and self._astop is not None:  # released from sync code: stop the task from its loop
+    def _stop_renewing(self) -> None:
+        self._stopped = True
+        _lease_renewer.cancel(self, self._ttl)
+        timer, self._timer = self._timer, None
+        if timer is not None and self._loop is not None:  # the timer's loop may run in another thread
             with contextlib.suppress(RuntimeError):
-                task.get_loop().call_soon_threadsafe(self._astop.set)
+                self._loop.call_soon_threadsafe(timer.cancel)
 
     def release(self) -> None:
         """Stop renewing and delete the lease, only if it is still ours."""
         if self._released:
             return
-        self._stop_thread()
+        self._stop_renewing()
         if self.pid != _lock_registry.pid:  # a forked child must never delete its parent's lease
             self._released = True
             return
@@ -261,12 +266,14 @@ class StoreLease(Lease):
         """The async twin of `release`."""
         if self._released:
             return
-        task, self._task = self._task, None
-        if self._astop is not None:
-            self._astop.set()
-        self._stop_thread()
-        if task is not None and task is not asyncio.current_task():
-            await asyncio.gather(task, return_exceptions=True)
+        loop, timer = asyncio.get_running_loop(), self._timer
+        if timer is not None and self._loop is loop:
+            self._timer = None
+            timer.cancel()
+        self._stop_renewing()
+        renewal, self._arenewal = self._arenewal, None
+        if renewal is not None and self._loop is loop and not renewal.done() and renewal is not asyncio.current_task():
+            await asyncio.gather(renewal, return_exceptions=True)
         if self.pid != _lock_registry.pid:
             self._released = True
             return
