@@ -243,7 +243,7 @@ def test_redis_idempotent_replay(benchmark: Any, redis_client: tuple[Any, str], 
         _run(benchmark, group, "reliable.idempotent (RedisStore)", lambda: handle(order))
 
 
-@pytest.mark.parametrize("who", ["raw", "python-redis-lock", "store"])
+@pytest.mark.parametrize("who", ["raw", "python-redis-lock", "store", "reliable"])
 def test_redis_lock(benchmark: Any, redis_client: tuple[Any, str], redis_store: Any, who: str) -> None:
     client, prefix = redis_client
     group = REDIS_GROUPS["lock"]
@@ -263,21 +263,26 @@ def test_redis_lock(benchmark: Any, redis_client: tuple[Any, str], redis_store: 
             lock.release()
 
         _run(benchmark, group, "python-redis-lock Lock.acquire + release", peer)
-    else:
+    elif who == "store":
 
         def store_lease() -> None:  # what a lock needs of the store: claim with a TTL, release at the version
             record, _ = redis_store.put_if_absent("lock", "me", ttl=60)
             redis_store.delete("lock", version=record.version)
 
         _run(benchmark, group, "RedisStore.put_if_absent + delete", store_lease)
-        lock = reliable.single_instance(f"bench-{uuid.uuid4().hex[:6]}", store=redis_store, ttl=60)
+    else:
+        _run(benchmark, group, "reliable.single_instance (RedisStore)", _single_instance(redis_store))
 
-        def primitive() -> None:
-            with lock:
-                pass
 
-        trips = round_trips(primitive, times=10)
-        benchmark.extra_info["single_instance_round_trips"] = trips
+def _single_instance(store: Any) -> Callable[[], None]:
+    """Acquire + release of an uncontended store lease (ttl=60: no renewal falls inside a run)."""
+    lock = reliable.single_instance(f"bench-{uuid.uuid4().hex[:6]}", store=store, ttl=60, on_conflict="raise")
+
+    def primitive() -> None:
+        with lock:
+            pass
+
+    return primitive
 
 
 # -- PostgreSQL --------------------------------------------------------------------------------------------------
@@ -316,6 +321,7 @@ PG_GROUPS = {
     "put": "postgres: create a key (INSERT / put_if_absent)",
     "cas": "postgres: replace at a version (compare_and_set)",
     "incr": "postgres: incr",
+    "lock": "postgres: lock acquire + release",
 }
 
 
@@ -397,6 +403,30 @@ def test_postgres_incr(benchmark: Any, pg: tuple[Any, Any], who: str) -> None:
         _run(benchmark, PG_GROUPS["incr"], "psycopg UPDATE n = n + 1 RETURNING (floor)", bump, baseline=True)
     else:
         _run(benchmark, PG_GROUPS["incr"], "PostgresStore.incr", lambda: store.incr("n"))
+
+
+@pytest.mark.parametrize("who", ["raw", "store", "reliable"])
+def test_postgres_lock(benchmark: Any, pg: tuple[Any, Any], who: str) -> None:
+    raw, store = pg
+    group = PG_GROUPS["lock"]
+    if who == "raw":
+        insert = _sql(raw, "INSERT INTO {t} VALUES ('\\x6c6f636b', %s, 1) ON CONFLICT DO NOTHING RETURNING version")
+        delete = _sql(raw, "DELETE FROM {t} WHERE key = '\\x6c6f636b' AND version = %s RETURNING 1")
+
+        def floor() -> None:
+            insert(b"me")
+            delete(1)
+
+        _run(benchmark, group, "psycopg INSERT ON CONFLICT DO NOTHING + DELETE (floor)", floor, baseline=True)
+    elif who == "store":
+
+        def store_lease() -> None:
+            record, _ = store.put_if_absent("lock", "me", ttl=60)
+            store.delete("lock", version=record.version)
+
+        _run(benchmark, group, "PostgresStore.put_if_absent + delete", store_lease)
+    else:
+        _run(benchmark, group, "reliable.single_instance (PostgresStore)", _single_instance(store))
 
 
 # -- the library's own work, without the network ---------------------------------------------------------------
