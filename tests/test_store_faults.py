@@ -527,15 +527,10 @@ def test_idempotent_faults_while_the_function_runs(faulty: tuple[Any, Callable[[
     assert (results, {1}) == (replays, set(effects.values()))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reliable.idempotent retries storing the result only ~0.75 s (_idempotency_flow._complete); a store "
-    "down longer leaves the claim in progress until its lease ends, then a later call runs again",
-)
 def test_idempotent_store_down_when_the_result_is_stored(redis_server: RedisServer) -> None:
     """The store is down when the function returns: the call raises StoreUnavailableError (the effect happened, the
     result was not stored, and the store says the write was not applied). Called again once the store is back,
-    the key must not run a second time."""
+    the key must not run a second time: this process kept the completion and stores it first."""
     from reliable.stores.redis import RedisStore
 
     store = RedisStore(redis_server.url, timeout=1)

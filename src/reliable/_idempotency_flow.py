@@ -102,11 +102,7 @@ def enter(policy: core.Policy, store: object, call: core.Call) -> Flow:
         except local.WouldDeadlock:
             raise core.in_progress(policy, call, call.owner, None, reentrant=True) from None
         if flight.data is not None:
-            try:
-                core.judge(policy, call, flight.data, None)
-            except IdempotencyConflictError as exc:
-                _report(policy, call, "conflict", exc.message, logging.INFO)
-                raise
+            _decide_data(policy, call, flight.data)
             return _replay(policy, call, flight.data, flight)
 
 
@@ -116,6 +112,8 @@ def lead(store: object, call: core.Call) -> local.Flight | None:
     A leader writes its claim (``core.claim``) with ``put_if_absent`` and hands the outcome to
     `settle`; anyone else drives `enter`. Either way the flight must be finished if that fails.
     """
+    if local.pending(store, call.key) is not None:  # `enter` stores that completion first
+        return None
     flight, leader = local.join(store, call.key)
     return flight if leader else None
 
@@ -141,12 +139,42 @@ def replay_settled(policy: core.Policy, store: object, call: core.Call, record: 
     if data is None or data["status"] != core.COMPLETED:
         local.forget_settled(store, call.key)
         return None
-    try:
-        core.judge(policy, call, data, record.expires_at)
-    except IdempotencyConflictError as exc:
-        _report(policy, call, "conflict", exc.message, logging.INFO)
-        raise
+    _decide_data(policy, call, data)
     return _replay(policy, call, data, None)
+
+
+def _flush(
+    policy: core.Policy, store: object, call: core.Call, flight: local.Flight, waiting: local.Pending
+) -> Generator[tuple[Any, ...], Any, Claimed | None]:
+    """Store the completion an earlier call of this process could not (the store was down), then replay it.
+
+    The earlier call's claim may have expired meanwhile: if nobody took the key over, the completion
+    is written anyway (the function ran); if someone did, it is dropped and None says to claim as usual.
+    A store still unavailable raises, and the completion stays pending for the next call.
+    """
+    _decide_data(policy, call, waiting.data)  # other arguments with the same key: a conflict, as on replay
+    record = yield (CAS, call.key, waiting.value, waiting.version, policy.ttl)
+    if record is None:
+        record = yield (GET, call.key)
+        if record is None:
+            record, created = yield (PUT, call.key, waiting.value, policy.ttl)
+            if not created:
+                record = None
+        elif record.value != waiting.value:  # someone else's claim or record: ours lost the key
+            record = None
+    local.drop_pending(store, call.key, waiting)
+    key = core.shown(policy, call)
+    if record is None:
+        msg = (
+            f"the result of an earlier call of {policy.operation!r} for {key!r} could not be stored "
+            f"before another caller took the key over"
+        )
+        _report(policy, call, "lease_lost", msg, logging.WARNING)
+        return None
+    msg = f"stored the result of an earlier call of {policy.operation!r} for {key!r} now that the store is back"
+    _report(policy, call, "completed_late", msg, logging.WARNING)
+    local.finish(store, call.key, flight, waiting.data)
+    return _replay(policy, call, waiting.data, None)
 
 
 def first_run(policy: core.Policy, call: core.Call) -> None:
@@ -156,6 +184,11 @@ def first_run(policy: core.Policy, call: core.Call) -> None:
 
 
 def _lead(policy: core.Policy, store: object, call: core.Call, flight: local.Flight) -> Flow:
+    waiting = local.pending(store, call.key)
+    if waiting is not None:
+        flushed = yield from _flush(policy, store, call, flight, waiting)
+        if flushed is not None:
+            return flushed
     claim = core.claim(policy, call)
     record, created = yield (PUT, call.key, claim, policy.lease)
     outcome = settle(policy, store, call, flight, record, created)
@@ -218,6 +251,15 @@ def _rest(
         step = _decide(policy, call, record, created)
 
 
+def _decide_data(policy: core.Policy, call: core.Call, data: dict[str, Any]) -> core.Step:
+    """`core.judge` for a parsed record, reporting a conflict before it propagates."""
+    try:
+        return core.judge(policy, call, data, None)
+    except IdempotencyConflictError as exc:
+        _report(policy, call, "conflict", exc.message, logging.INFO)
+        raise
+
+
 def _decide(policy: core.Policy, call: core.Call, record: Any, created: bool) -> core.Step:
     """`core.decide`, reporting a conflict before it propagates."""
     try:
@@ -250,7 +292,16 @@ def succeed(policy: core.Policy, store: object, claimed: Claimed, result: Any) -
     try:
         version = yield (STOP, claimed.lease)
         value, completed, unstored = core.complete(policy, call, result)
-        record = yield from _complete(policy, call, value, version)
+        try:
+            record = yield from _complete(policy, call, value, version)
+        except StoreUnavailableError:
+            if local.keep_pending(store, call.key, local.Pending(value, version, completed)):
+                msg = (
+                    f"{policy.operation!r} ran for {core.shown(policy, call)!r} but the store is unavailable: its "
+                    f"result is kept in this process and stored by the next call with this key"
+                )
+                _report(policy, call, "completion_pending", msg, logging.ERROR)
+            raise
         if record is None:
             record, created = yield (PUT, call.key, value, policy.ttl)
             if not created:

@@ -15,11 +15,24 @@ import contextlib
 import threading
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from ._internal._identity import Identity
 
-__all__ = ["Flight", "WouldDeadlock", "await_flight", "finish", "forget_settled", "join", "settled", "wait_flight"]
+__all__ = [
+    "Flight",
+    "Pending",
+    "WouldDeadlock",
+    "await_flight",
+    "drop_pending",
+    "finish",
+    "forget_settled",
+    "join",
+    "keep_pending",
+    "pending",
+    "settled",
+    "wait_flight",
+]
 
 _MISSING: Any = object()
 
@@ -84,6 +97,44 @@ def _remember_settled(store: object, key: str) -> None:
     if len(_settled) >= _SETTLED_MAX:
         _settled.clear()
     _settled[(id(store), key)] = ref
+
+
+class Pending(NamedTuple):
+    """A completion this process could not store: the function ran, the store was unavailable."""
+
+    value: bytes
+    version: int
+    data: dict[str, Any]
+
+
+_PENDING_MAX = 1024
+_pending: dict[tuple[Identity, str], Pending] = {}
+"""Completions waiting for their store to come back, written by the next call of their key in this process."""
+
+
+def keep_pending(store: object, key: str, completion: Pending) -> bool:
+    """Remember *completion* of *key*; False (not kept) when too many are pending already."""
+    ident = (Identity(store), key)
+    with _lock:
+        if len(_pending) >= _PENDING_MAX and ident not in _pending:
+            return False
+        _pending[ident] = completion
+    return True
+
+
+def pending(store: object, key: str) -> Pending | None:
+    """The completion of *key* this process still has to store, if any."""
+    if not _pending:  # the hot path: nothing pending anywhere
+        return None
+    return _pending.get((Identity(store), key))
+
+
+def drop_pending(store: object, key: str, completion: Pending) -> None:
+    """Forget *completion* of *key* (stored, or superseded), unless another one replaced it meanwhile."""
+    ident = (Identity(store), key)
+    with _lock:
+        if _pending.get(ident) is completion:
+            del _pending[ident]
 
 
 def _current_task() -> object:
