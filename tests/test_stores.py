@@ -107,3 +107,21 @@ def test_check_store_bad_modes(modes: Any) -> None:
     """Unknown or empty modes raise ConfigError naming the parameter."""
     with pytest.raises(ConfigError, match="modes="):
         check_store(MemoryStore, modes=modes)
+
+
+def test_record_is_a_frozen_value() -> None:
+    """A Record compares and hashes by value, cannot be changed, and survives copy, replace and pickle."""
+    import copy
+    import dataclasses
+    import pickle
+
+    from reliable.stores import Record
+
+    record = Record("k", b"v", 7, None)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        record.version = 8  # type: ignore[misc]
+
+    assert (record, hash(record)) == (Record("k", b"v", 7, None), hash(Record("k", b"v", 7, None)))
+    assert record == pickle.loads(pickle.dumps(record)) == copy.deepcopy(record)
+    assert Record("k", b"v", 8, 1.5) == dataclasses.replace(record, version=8, expires_at=1.5)
+    assert "Record(key='k', value=b'v', version=7, expires_at=None)" == repr(record)

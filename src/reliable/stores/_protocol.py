@@ -30,7 +30,7 @@ Value = Any
 """A stored value: ``bytes``, or anything `json.dumps` accepts (dicts, lists, str, int, float, bool, None)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Record:
     """One live entry of a store.
 
@@ -47,6 +47,23 @@ class Record:
     value: Value
     version: int
     expires_at: float | None
+
+    def __init__(self, key: str, value: Value, version: int, expires_at: float | None) -> None:
+        # Every store operation makes a Record: the slots are set through their descriptors, which
+        # costs a third less than the frozen dataclass's generated object.__setattr__ calls.
+        _set_key(self, key)
+        _set_value(self, value)
+        _set_version(self, version)
+        _set_expires_at(self, expires_at)
+
+    def __reduce__(self) -> tuple[type[Record], tuple[str, Value, int, float | None]]:
+        return Record, (self.key, self.value, self.version, self.expires_at)  # frozen slots: pickle by constructor
+
+
+_set_key = Record.__dict__["key"].__set__
+_set_value = Record.__dict__["value"].__set__
+_set_version = Record.__dict__["version"].__set__
+_set_expires_at = Record.__dict__["expires_at"].__set__
 
 
 @runtime_checkable
