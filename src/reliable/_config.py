@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Union
@@ -68,11 +68,7 @@ def configure(
     global _config
     changes: dict[str, Any] = {}
     if store is not _UNSET:
-        if store is not None and not isinstance(store, (str, Store)):
-            msg = f"store={store!r} is not a store; pass a Store object or a URL such as 'sqlite:///state.db'"
-            raise ConfigError(msg, parameter="store", value=store)
-        if isinstance(store, str):
-            _validate_url(store)
+        check_store_option(store, lambda obj: isinstance(obj, Store))
         changes["store"] = store
     if alerts is not _UNSET:
         changes["alerts"] = None if alerts is None else tuple(alerts)
@@ -104,6 +100,15 @@ def lock_settings() -> tuple[str | None, str, str]:
     """``(lock_dir, locks, lock_network_fs)`` as configured, for `reliable.single_instance`."""
     config = _config
     return config.lock_dir, config.locks, config.lock_network_fs
+
+
+def check_store_option(store: object, looks_like_store: Callable[[object], bool]) -> None:
+    """Raise `ConfigError` unless *store* is None, a store URL with a known scheme, or passes *looks_like_store*."""
+    if store is not None and not isinstance(store, str) and not looks_like_store(store):
+        msg = f"store={store!r} is not a store; pass a Store object, a URL such as 'sqlite:///state.db', or None"
+        raise ConfigError(msg, parameter="store", value=store)
+    if isinstance(store, str):
+        _validate_url(store)
 
 
 def _validate_url(url: str) -> None:

@@ -15,7 +15,7 @@ from typing_extensions import ParamSpec
 from . import _idempotency_flow as flow
 from . import _idempotency_lease as leases
 from . import _idempotency_local as local
-from ._config import StoreLike, resolve_store
+from ._config import StoreLike, check_store_option, resolve_store
 from ._errors import ConfigError
 from ._idempotency_core import Call, Policy
 from ._idempotency_core import claim as claim_record
@@ -78,13 +78,7 @@ def options(
     if isinstance(max_result_bytes, bool) or not isinstance(max_result_bytes, int) or max_result_bytes <= 0:
         msg = f"max_result_bytes={max_result_bytes!r} is invalid; pass a positive int"
         raise ConfigError(msg, parameter="max_result_bytes", value=max_result_bytes)
-    if store is not None and not isinstance(store, str) and not _is_store(store):
-        msg = f"store={store!r} is not a store; pass a Store, a URL such as 'sqlite:///state.db', or None"
-        raise ConfigError(msg, parameter="store", value=store)
-    if isinstance(store, str):
-        from ._config import _validate_url
-
-        _validate_url(store)
+    check_store_option(store, _is_store)
     return {
         "ttl": optional_seconds(ttl, "ttl", allow_zero=False),
         "lease": seconds(lease, "lease", allow_zero=False),

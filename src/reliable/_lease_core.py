@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from ._config import check_store_option
 from ._errors import ConfigError
 from ._internal._durations import Duration, optional_seconds, seconds
 
@@ -94,13 +95,7 @@ def validate(
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
         msg = f"limit={limit!r} is not a number of concurrent holders; pass an int from 1 to {MAX_LIMIT}"
         raise ConfigError(msg, parameter="limit", value=limit)
-    if store is not None and not isinstance(store, str) and not _looks_like_store(store):
-        msg = f"store={store!r} is not a store; pass a Store object, a URL such as 'sqlite:///state.db', or None"
-        raise ConfigError(msg, parameter="store", value=store)
-    if isinstance(store, str):
-        from ._config import _validate_url
-
-        _validate_url(store)
+    check_store_option(store, _looks_like_store)
     directory: str | None = None
     if lock_dir is not None:
         if not isinstance(lock_dir, (str, os.PathLike)) or not os.fspath(lock_dir):
