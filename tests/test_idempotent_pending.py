@@ -27,6 +27,7 @@ DOWN = flow.COMPLETE_TRIES  # every completion write of one call fails
 
 @pytest.fixture(autouse=True)
 def _no_pending_left() -> Any:
+    local._pending.clear()  # completions kept by other tests' failures
     yield
     local._pending.clear()
 
