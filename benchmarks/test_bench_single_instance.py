@@ -5,6 +5,10 @@ and gives back one exclusive, non-blocking lock on a fresh directory:
 
 - raw ``fcntl.flock`` on a descriptor kept open (the floor, and the baseline), and with an
   ``open`` + ``close`` around it (what a lock without a kept descriptor pays);
+- ``portalocker.lock`` + ``portalocker.unlock`` on a file object kept open (portalocker's
+  primitive, without ``Lock``'s open and close: its flag checks and dispatch over ``flock``);
+- the system calls the file backend makes, alone: ``flock``, the deleted-file check, ``pread``
+  of the previous token, ``pwrite`` of the holder record, ``flock(LOCK_UN)``;
 - ``portalocker.Lock`` and ``filelock.FileLock`` (both open and close the file each time);
 - ``reliable.single_instance`` with the file backend (holder metadata and token written
   into the lock file each time), and with the store backend on SQLite (a lease: one
@@ -25,6 +29,7 @@ import portalocker
 import pytest
 
 import reliable
+from reliable._lock_dir import link_probe
 from reliable.stores.sqlite import SQLiteStore
 
 GROUP = "single_instance: acquire + release, uncontended"
@@ -60,6 +65,35 @@ def test_raw_flock_open_close(benchmark: Any, tmp_path: Path) -> None:
         os.close(fd)
 
     benchmark(run)
+
+
+def test_portalocker_lock_kept_open(benchmark: Any, tmp_path: Path) -> None:
+    _label(benchmark, "portalocker.lock + unlock, file kept open")
+    flags = portalocker.LockFlags.EXCLUSIVE | portalocker.LockFlags.NON_BLOCKING
+    with open(tmp_path / "plk.lock", "a+b") as file:
+
+        def run() -> None:
+            portalocker.lock(file, flags)
+            portalocker.unlock(file)
+
+        benchmark(run)
+
+
+def test_file_backend_system_calls(benchmark: Any, tmp_path: Path) -> None:
+    _label(benchmark, "the file backend's system calls alone (flock, link check, pread, pwrite, unlock)")
+    fd = os.open(tmp_path / "calls.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    linked = link_probe()
+    record = b'{"token":1,"since":1700000000.000000,"pid":1,"slot":0,"host":"h","name":"bench"}\n'
+
+    def run() -> None:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        linked(fd)
+        os.pread(fd, 4096, 0)
+        os.pwrite(fd, record, 0)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+    benchmark(run)
+    os.close(fd)
 
 
 def test_portalocker_lock(benchmark: Any, tmp_path: Path) -> None:
