@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -185,6 +186,67 @@ def test_limit_is_a_semaphore_of_lock_files(lock_dir: Path) -> None:
     assert fourth is reliable.SKIPPED
     assert ([0, 1, 2], [1, 2, 3]) == (slots, tokens)
     assert {"job.lock", "job.1.lock", "job.2.lock", "job.token"} == {p.name for p in lock_dir.iterdir()}
+
+
+def test_slots_locked_by_other_processes_are_skipped(lock_dir: Path) -> None:
+    """limit=2 with both slot files locked through other open file descriptions (as other processes would): skip."""
+    lock = reliable.single_instance("job", limit=2)
+    with lock:
+        pass
+    fds = [os.open(lock_dir / name, os.O_RDWR | os.O_CREAT, 0o644) for name in ("job.lock", "job.1.lock")]
+    try:
+        for fd in fds:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        result = lock.acquire()
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+    with lock as lease:
+        slot = lease.slot
+
+    assert result is reliable.SKIPPED
+    assert 0 == slot
+
+
+@pytest.mark.parametrize("descriptor", ["new", "kept"])
+def test_a_failed_holder_write_frees_the_lock(lock_dir: Path, monkeypatch: pytest.MonkeyPatch, descriptor: str) -> None:
+    """If writing the holder record fails, the error propagates and neither the file lock nor the slot stays taken."""
+    lock = reliable.single_instance("job", on_conflict="raise")
+    if descriptor == "kept":
+        with lock:
+            pass
+
+    def full(fd: int, data: bytes, offset: int) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(_file_lock, "_pwrite", full)
+    with pytest.raises(OSError, match="No space"):
+        lock.acquire()
+    monkeypatch.undo()
+    fd = os.open(lock_dir / "job.lock", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+        os.close(fd)
+
+    with lock as lease:
+        token = lease.token
+
+    assert (2 if descriptor == "kept" else 1) == token  # the failed try wrote no token
+
+
+def test_a_shorter_holder_record_replaces_a_longer_one(lock_dir: Path) -> None:
+    """The lock file holds exactly the new holder's record, even after a longer one: it stays one JSON document."""
+    lock_dir.mkdir()
+    (lock_dir / "job.lock").write_text(json.dumps({"token": 41, "pid": 1, "host": "h" * 300}) + "\n")
+
+    with reliable.single_instance("job") as lease:
+        text = (lock_dir / "job.lock").read_text()
+
+    assert (42, os.getpid()) == (lease.token, json.loads(text)["pid"])
+    assert text.endswith("}\n")
+    assert 1 == text.count("\n")
 
 
 def test_fork_child_does_not_hold_or_free_the_parents_lock(lock_dir: Path) -> None:

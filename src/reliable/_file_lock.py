@@ -37,6 +37,7 @@ import contextlib
 import errno
 import fcntl
 import json
+import logging
 import os
 import socket
 import threading
@@ -44,7 +45,7 @@ from collections.abc import Callable, Hashable
 
 from . import _lock_registry
 from ._errors import LockError
-from ._internal import _clock
+from ._internal import _clock, _telemetry
 from ._lease import Lease
 from ._lease_core import Conflict, Holder, holder_from_value
 from ._lock_dir import counter_path, link_probe
@@ -219,7 +220,10 @@ class FileLease(Lease):
         else:
             _park(self.where, fd)
         _lock_registry.free(self._entry, self.slot)
-        self._report_released()
+        if _telemetry.enabled("single_instance", logging.DEBUG):
+            self._report_released()
+        else:
+            _telemetry.count("single_instance", "released", self.name)
 
 
 def read_holder(name: str, path: str) -> Holder | None:
@@ -281,9 +285,22 @@ class LockFiles:
         entry = self._entry if self._pid == _lock_registry.pid else self._refresh()
         if len(self.paths) == 1:
             slots = entry.slots
-            # The common case, one slot that no thread or task of this process holds; reserving
-            # it is one atomic setdefault (see `_lock_registry.take`).
+            # The common case: one slot, that no thread or task of this process holds (reserving
+            # it is one atomic setdefault, see `_lock_registry.take`), and a kept descriptor
+            # that locks at once and whose file still has a name. Anything else: `_try`.
             if not slots and slots.setdefault(0, owner) is owner:
+                path = self.paths[0]
+                fd = _idle.pop(path, -1)
+                if fd >= 0:
+                    try:
+                        _flock(fd, _FLAGS)
+                    except OSError:
+                        _park(path, fd)  # busy, or failing: `_try` says which
+                    else:
+                        if self._linked[0](fd):
+                            return self._hold(fd, entry, 0, path)
+                        _flock(fd, fcntl.LOCK_UN)
+                        _park(path, fd)
                 return self._try(entry, 0) or self._conflict([0], in_process=False)
         in_process = False
         busy: list[int] = []
@@ -306,35 +323,39 @@ class LockFiles:
         return Conflict(holders, in_process, None)
 
     def _try(self, entry: _lock_registry.Entry, slot: int) -> FileLease | None:
-        """Lock the file of *slot*, reserved in this process already: the lease, or None (slot given back) if busy.
-
-        Holding it, write the holder metadata into the file: ``token`` (the previous one + 1,
-        or the shared counter's next with several slots) and ``since`` first, then the static
-        tail made in `_refresh`.
-        """
+        """Lock the file of *slot*, reserved in this process already: the lease, or None (slot given back) if busy."""
         path = self.paths[slot]
         try:
             fd = _lock(path, self._linked[slot])
-            if fd is None:
-                _lock_registry.free(entry, slot)
-                return None
-            try:
-                data = _pread(fd, _READ, 0)
-                token = _token_in(data) + 1 if len(self.paths) == 1 else _next_counter(self.lock_dir, self.name)
-                clock = _clock.current()
-                since = clock.time()
-                record = b'{"token":%d,"since":%.6f,%b' % (token, since, self._tails[slot])
-                _pwrite(fd, record, 0)
-                if len(data) > len(record):
-                    os.ftruncate(fd, len(record))
-                lease = _held[fd] = FileLease(
-                    fd, self.name, token, slot, self._pid, since, path, self.registry_key, entry, clock.monotonic()
-                )
-            except BaseException:
-                _flock(fd, fcntl.LOCK_UN)
-                _park(path, fd)
-                raise
         except BaseException:
+            _lock_registry.free(entry, slot)
+            raise
+        if fd is None:
+            _lock_registry.free(entry, slot)
+            return None
+        return self._hold(fd, entry, slot, path)
+
+    def _hold(self, fd: int, entry: _lock_registry.Entry, slot: int, path: str) -> FileLease:
+        """Write the holder metadata into the file *fd* has locked, and make the lease; undo both on failure.
+
+        The record: ``token`` (the previous one + 1, or the shared counter's next with several
+        slots) and ``since`` first, then the static tail made in `_refresh`.
+        """
+        try:
+            data = _pread(fd, _READ, 0)
+            token = _token_in(data) + 1 if len(self.paths) == 1 else _next_counter(self.lock_dir, self.name)
+            clock = _clock.current()
+            since = clock.time()
+            record = b'{"token":%d,"since":%.6f,%b' % (token, since, self._tails[slot])
+            _pwrite(fd, record, 0)
+            if len(data) > len(record):
+                os.ftruncate(fd, len(record))
+            lease = _held[fd] = FileLease(
+                fd, self.name, token, slot, self._pid, since, path, self.registry_key, entry, clock.monotonic()
+            )
+        except BaseException:
+            _flock(fd, fcntl.LOCK_UN)
+            _park(path, fd)
             _lock_registry.free(entry, slot)
             raise
         return lease

@@ -168,7 +168,10 @@ def _find_statx() -> Callable[..., int] | None:
 
 
 def _linked_by_fstat(fd: int) -> bool:
-    return os.fstat(fd).st_nlink != 0
+    try:
+        return os.fstat(fd).st_nlink != 0
+    except OSError:  # ESTALE and the like: treat the file as gone, so the caller opens it again
+        return False
 
 
 def link_probe() -> Callable[[int], bool]:
@@ -180,7 +183,8 @@ def link_probe() -> Callable[[int], bool]:
     about 2 µs more, every acquisition (measured: flock + fstat + pread + pwrite + unlock
     5.5 µs, with ``statx`` asking for the link count alone 4.1 µs). So where libc has
     ``statx``, the probe calls it through ctypes, into a buffer of its own: use each probe
-    from one thread at a time. Elsewhere, or if a call fails, it is ``fstat``.
+    from one thread at a time. Elsewhere, or if a call fails, it is ``fstat``. A file whose
+    status cannot be read counts as deleted (never raises).
     """
     if not _statx:
         _statx.append(_find_statx())
@@ -195,7 +199,7 @@ def link_probe() -> Callable[[int], bool]:
     def linked(fd: int) -> bool:
         if statx(fd, b"", _AT_EMPTY_PATH, _STATX_NLINK, buf) == 0 and words[0] & _STATX_NLINK:
             return words[4] != 0
-        return os.fstat(fd).st_nlink != 0
+        return _linked_by_fstat(fd)
 
     return linked
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import functools
 import inspect
 import json
+import logging
+import threading
 from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import Any, Generic, Literal, TypeVar, overload
@@ -15,7 +18,7 @@ from typing_extensions import Never, ParamSpec
 from . import _config as _configuration
 from . import _lock_registry
 from ._errors import ConfigError
-from ._internal import _clock
+from ._internal import _clock, _telemetry
 from ._internal._durations import Duration
 from ._lease import Lease, Skipped
 from ._lease_core import DEFAULT_TTL, Settings, validate
@@ -27,6 +30,9 @@ __all__ = ["SingleInstance", "single_instance"]
 P = ParamSpec("P")
 T = TypeVar("T")
 R = TypeVar("R")
+
+_get_running_loop = asyncio.events._get_running_loop
+_get_ident = threading.get_ident
 
 
 class SingleInstance(Generic[R]):
@@ -81,11 +87,15 @@ class SingleInstance(Generic[R]):
         """
         cached = self._cached
         target = cached[1] if cached is not None and cached[0] is _configuration._config else self._target()
-        owner = _lock_registry.current_owner()
+        loop = _get_running_loop()
+        owner = (_get_ident(), None if loop is None else asyncio.current_task(loop))  # current_owner(), inlined
         want_expiry = self.settings.on_conflict == "wait"
         result = target.attempt(owner, want_expiry)
         if isinstance(result, Lease):
-            return report_acquired(self.settings, result, 0.0, 0)
+            if _telemetry.enabled("single_instance", logging.DEBUG):
+                return report_acquired(self.settings, result, 0.0, 0)
+            _telemetry.count("single_instance", "acquired", result.name)
+            return result
         return self._acquire_after_conflict(target, owner, want_expiry, result)
 
     def _acquire_after_conflict(
@@ -161,14 +171,16 @@ class SingleInstance(Generic[R]):
 
     def __enter__(self) -> Lease | R:
         lease = self.acquire()
-        self._leases.set((*self._leases.get(), lease))
+        var = self._leases
+        var.set((*var.get(), lease))
         return lease
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        leases = self._leases.get()
-        self._leases.set(leases[:-1])
+        var = self._leases
+        leases = var.get()
+        var.set(leases[:-1])
         lease = leases[-1]
         if isinstance(lease, Lease):
             lease.release()
