@@ -218,8 +218,12 @@ class FileLease(Lease):
         except OSError:
             os.close(fd)  # closing the last descriptor frees the lock too
         else:
-            _park(self.where, fd)
-        _lock_registry.free(self._entry, self.slot)
+            if len(_idle) >= _MAX_IDLE or _idle.setdefault(self.where, fd) != fd:  # `_park`, inlined
+                os.close(fd)
+        entry = self._entry
+        entry.slots.pop(self.slot, None)  # `_lock_registry.free`, inlined unless someone waits
+        if entry.waiters or entry.futures:
+            _lock_registry.free(entry, self.slot)
         if _telemetry.enabled("single_instance", logging.DEBUG):
             self._report_released()
         else:

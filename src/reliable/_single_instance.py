@@ -31,6 +31,8 @@ P = ParamSpec("P")
 T = TypeVar("T")
 R = TypeVar("R")
 
+_Held = tuple[object, "_Held | None"]
+"""What a `SingleInstance` holds in one context: the innermost lease (or `SKIPPED`) and what it held before."""
 _get_running_loop = asyncio.events._get_running_loop
 _get_ident = threading.get_ident
 
@@ -50,8 +52,8 @@ class SingleInstance(Generic[R]):
         self.settings = settings
         self._cached: tuple[object, Target] | None = None
         self._name_json = json.dumps(settings.name, ensure_ascii=False).encode()
-        self._leases: contextvars.ContextVar[tuple[object, ...]] = contextvars.ContextVar(
-            f"reliable_single_instance:{settings.name}", default=()
+        self._leases: contextvars.ContextVar[_Held | None] = contextvars.ContextVar(
+            f"reliable_single_instance:{settings.name}", default=None
         )
 
     def __repr__(self) -> str:
@@ -162,7 +164,9 @@ class SingleInstance(Generic[R]):
             def sync_orders() -> None:
                 write(rows, fencing_token=lock.lease.token)
         """
-        for item in reversed(self._leases.get()):
+        held = self._leases.get()
+        while held is not None:
+            item, held = held
             if isinstance(item, Lease):
                 return item
         return None
@@ -172,30 +176,28 @@ class SingleInstance(Generic[R]):
     def __enter__(self) -> Lease | R:
         lease = self.acquire()
         var = self._leases
-        var.set((*var.get(), lease))
+        var.set((lease, var.get()))
         return lease
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         var = self._leases
-        leases = var.get()
-        var.set(leases[:-1])
-        lease = leases[-1]
+        lease, outer = var.get()  # type: ignore[misc]  # __enter__ set it in this context
+        var.set(outer)
         if isinstance(lease, Lease):
             lease.release()
 
     async def __aenter__(self) -> Lease | R:
         lease = await self.aacquire()
-        self._leases.set((*self._leases.get(), lease))
+        self._leases.set((lease, self._leases.get()))
         return lease
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        leases = self._leases.get()
-        self._leases.set(leases[:-1])
-        lease = leases[-1]
+        lease, outer = self._leases.get()  # type: ignore[misc]  # __aenter__ set it in this context
+        self._leases.set(outer)
         if isinstance(lease, Lease):
             await lease.arelease()
 
@@ -224,7 +226,7 @@ class SingleInstance(Generic[R]):
                 lease = await self.aacquire()
                 if not isinstance(lease, Lease):
                     return lease
-                token = self._leases.set((*self._leases.get(), lease))
+                token = self._leases.set((lease, self._leases.get()))
                 try:
                     return await fn(*args, **kwargs)
                 finally:
@@ -238,7 +240,7 @@ class SingleInstance(Generic[R]):
             lease = self.acquire()
             if not isinstance(lease, Lease):
                 return lease
-            token = self._leases.set((*self._leases.get(), lease))
+            token = self._leases.set((lease, self._leases.get()))
             try:
                 return fn(*args, **kwargs)
             finally:
