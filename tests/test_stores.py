@@ -125,3 +125,26 @@ def test_record_is_a_frozen_value() -> None:
     assert record == pickle.loads(pickle.dumps(record)) == copy.deepcopy(record)
     assert Record("k", b"v", 8, 1.5) == dataclasses.replace(record, version=8, expires_at=1.5)
     assert "Record(key='k', value=b'v', version=7, expires_at=None)" == repr(record)
+
+
+def test_memory_store_purges_expired_entries_on_later_writes() -> None:
+    """Expired entries leave memory at the next write, a rewritten key keeps its new write; the heap stays bounded."""
+    from reliable.stores import memory
+    from reliable.testing import FakeClock
+
+    clock = FakeClock()
+    store = MemoryStore(clock=clock)
+    store.put_if_absent("short", b"x", ttl=1)
+    kept, _ = store.put_if_absent("kept", b"x", ttl=1)
+    store.compare_and_set("kept", b"y", version=kept.version, ttl=100)  # its first expiry must not delete it
+    store.incr("counter", ttl=1)
+    store.incr("counter")  # same expiry, new version
+    clock.advance(2)
+
+    store.set("later", b"z")
+
+    assert ["kept", "later"] == sorted(store._data)
+    for n in range(3 * memory._COMPACT_SLACK):
+        store.set("same", n, ttl=1000)  # every write of one key pushes an entry; compaction drops the stale ones
+    assert len(store._expiries) <= 2 * len(store._data) + memory._COMPACT_SLACK
+    assert {"kept", "later", "same"} == set(store._data)

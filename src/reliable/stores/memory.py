@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import threading
 from typing import Any
@@ -12,7 +13,8 @@ from ._protocol import Record, Value
 
 __all__ = ["MemoryStore"]
 
-_PURGE_EVERY = 1024
+_COMPACT_SLACK = 1024
+"""The expiry heap is rebuilt when it holds this many more entries than twice the live keys (overwritten keys)."""
 
 
 class MemoryStore:
@@ -35,7 +37,8 @@ class MemoryStore:
         self._lock = threading.Lock()
         self._data: dict[str, tuple[bool, bytes, int, float | None]] = {}
         self._versions = itertools.count(1)
-        self._writes = 0
+        self._expiries: list[tuple[float, int, str]] = []
+        """A heap of ``(expires_at, version, key)`` of the writes with a TTL; overwritten keys' entries are skipped."""
         self._closed = False
 
     def __repr__(self) -> str:
@@ -57,16 +60,28 @@ class MemoryStore:
         is_json, payload = encode(value)
         version = next(self._versions)
         expires_at = None if ttl is None else now + ttl
-        self._data[key] = (is_json, payload, version, expires_at)
-        self._writes += 1
-        if self._writes % _PURGE_EVERY == 0:
-            self._purge(now)
+        self._put(key, (is_json, payload, version, expires_at), now)
         return Record(key, decode(is_json, payload), version, expires_at)
 
+    def _put(self, key: str, entry: tuple[bool, bytes, int, float | None], now: float) -> None:
+        """Store *entry* and purge what has expired: the heap's head is checked on every write, O(log n)."""
+        self._data[key] = entry
+        expiries = self._expiries
+        if entry[3] is not None:
+            heapq.heappush(expiries, (entry[3], entry[2], key))
+        if expiries and expiries[0][0] <= now:
+            self._purge(now)
+        elif len(expiries) > 2 * len(self._data) + _COMPACT_SLACK:
+            self._expiries = [(e[3], e[2], k) for k, e in self._data.items() if e[3] is not None]
+            heapq.heapify(self._expiries)
+
     def _purge(self, now: float) -> None:
-        dead = [k for k, e in self._data.items() if e[3] is not None and e[3] <= now]
-        for k in dead:
-            del self._data[k]
+        expiries, data = self._expiries, self._data
+        while expiries and expiries[0][0] <= now:
+            _, version, key = heapq.heappop(expiries)
+            entry = data.get(key)
+            if entry is not None and entry[2] == version:  # not overwritten since: this write expired
+                del data[key]
 
     @staticmethod
     def _record(key: str, entry: tuple[bool, bytes, int, float | None]) -> Record:
@@ -142,7 +157,7 @@ class MemoryStore:
             else:
                 current, expires_at = _as_int(key, decode(entry[0], entry[1])), entry[3]
             total = current + amount
-            self._data[key] = (True, str(total).encode(), next(self._versions), expires_at)
+            self._put(key, (True, str(total).encode(), next(self._versions), expires_at), now)
             return total
 
     def scan(self, prefix: str, *, limit: int | None = None) -> list[Record]:
@@ -167,6 +182,7 @@ class MemoryStore:
         with self._lock:
             self._closed = True
             self._data.clear()
+            self._expiries.clear()
 
     # -- AsyncStore: nothing here blocks on I/O, so the async twins call the sync methods.
 
