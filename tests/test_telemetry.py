@@ -237,3 +237,25 @@ def test_logger_filters_disabled_flag_and_propagation_apply(
         logging.getLogger("reliable").removeHandler(handler)
 
     assert (["kept"], ["kept"]) == ([r.getMessage() for r in records], [r.getMessage() for r in parent])
+
+
+def test_event_counts_sum_every_thread_including_ended_ones() -> None:
+    """Events counted in many short-lived threads (each its own table, folded when it ends) are all in the total."""
+    import threading
+
+    from reliable._internal import _metrics
+
+    name = f"counted-{id(object())}"
+
+    def worker() -> None:
+        for _ in range(5):
+            _telemetry.count("test", "tick", name)
+
+    for _ in range(40):  # more threads than tables kept before ended ones are folded
+        thread = threading.Thread(target=worker)
+        thread.start()
+        thread.join()
+    _telemetry.count("test", "tick", name)
+
+    assert 201 == event_counts()[("reliable.test.tick", name)]
+    assert len(_metrics._events) <= 33

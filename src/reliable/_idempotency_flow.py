@@ -271,8 +271,11 @@ def _decide(policy: core.Policy, call: core.Call, record: Any, created: bool) ->
 
 def _replay(policy: core.Policy, call: core.Call, data: dict[str, Any], flight: local.Flight | None) -> Claimed:
     kind = "error" if "error" in data else "result"
-    message = lambda: f"replaying the stored {kind} for {core.shown(policy, call)!r}"  # noqa: E731
-    _report(policy, call, "replay", message, logging.INFO, replayed=kind)
+    if enabled("idempotent", logging.INFO):  # `_report`, inlined: every replay reports
+        message = lambda: f"replaying the stored {kind} for {core.shown(policy, call)!r}"  # noqa: E731
+        _report(policy, call, "replay", message, logging.INFO, replayed=kind)
+    else:
+        count("idempotent", "replay", policy.operation)
     value, unstored = core.replay(policy, call, data)
     if unstored is not None:
         if flight is not None and flight.has_live:

@@ -54,10 +54,13 @@ DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 """Histogram bucket boundaries advised to the SDK, in seconds: from an API call to an hour-long job."""
 
 _lock = threading.Lock()
-_events: dict[tuple[str, str], int] = {}
-_calls: list[tuple[weakref.ref[threading.Thread], dict[tuple[str, str], int]]] = []
+_Table = dict[tuple[str, str], int]
+_events: list[tuple[weakref.ref[threading.Thread], _Table]] = []
+"""One table of event counts per live thread that counted an event (written only by that thread)."""
+_calls: list[tuple[weakref.ref[threading.Thread], _Table]] = []
 """One table of call counts per live thread that counted a call (written only by that thread)."""
-_retired: dict[tuple[str, str], int] = {}
+_retired_events: _Table = {}
+_retired: _Table = {}
 """The counts of threads that have ended."""
 _per_thread = threading.local()
 
@@ -77,8 +80,11 @@ _by_provider: weakref.WeakKeyDictionary[Any, _Instruments] = weakref.WeakKeyDict
 def count_event(name: str, operation: str) -> None:
     """Count one event of a primitive."""
     key = (name, operation)
-    with _lock:
-        _events[key] = _events.get(key, 0) + 1
+    try:
+        counts = _per_thread.events
+    except AttributeError:
+        counts = _per_thread.events = _register(_events, _retired_events)
+    counts[key] = counts.get(key, 0) + 1  # only this thread writes this dict: no lock
     if not _global:
         _ensure_global()
 
@@ -130,43 +136,51 @@ def queue_duration(operation: str, outcome: str, duration: float, error_type: st
     pending.append((duration, operation, outcome, error_type))
 
 
-def event_counts() -> dict[tuple[str, str], int]:
-    """A snapshot of the event counts, keyed by ``(event name, operation)``."""
-    with _lock:
-        return dict(_events)
+def event_counts() -> _Table:
+    """A snapshot of the event counts, keyed by ``(event name, operation)``, summed over every thread."""
+    return _summed(_events, _retired_events)
 
 
-def call_counts() -> dict[tuple[str, str], int]:
+def call_counts() -> _Table:
     """A snapshot of the call counts, keyed by ``(operation, outcome)``, summed over every thread."""
+    return _summed(_calls, _retired)
+
+
+def _summed(tables: list[tuple[weakref.ref[threading.Thread], _Table]], retired: _Table) -> _Table:
     with _lock:
-        tables = [table for _, table in _calls]
-        total = dict(_retired)
-    for table in tables:
+        live = [table for _, table in tables]
+        total = dict(retired)
+    for table in live:
         for key, count in table.copy().items():  # dict.copy is atomic under the GIL
             total[key] = total.get(key, 0) + count
     return total
 
 
-def _thread_counts() -> dict[tuple[str, str], int]:
-    """This thread's call counts, registered so that they outlive the thread.
+def _thread_counts() -> _Table:
+    """This thread's call counts, registered so that they outlive the thread."""
+    counts = _per_thread.calls = _register(_calls, _retired)
+    return counts
 
-    Tables of threads that have ended are folded into one when a new thread registers,
+
+def _register(tables: list[tuple[weakref.ref[threading.Thread], _Table]], retired: _Table) -> _Table:
+    """A new table of counts for this thread, in *tables*, so that its counts outlive the thread.
+
+    Tables of threads that have ended are folded into *retired* when a new thread registers,
     so a server starting a thread per request keeps a bounded number of tables.
     """
-    counts: dict[tuple[str, str], int] = {}
-    _per_thread.calls = counts
+    counts: _Table = {}
     with _lock:
-        if len(_calls) >= 32:
+        if len(tables) >= 32:
             alive = []
-            for ref, table in _calls:
+            for ref, table in tables:
                 thread = ref()
                 if thread is not None and thread.is_alive():
                     alive.append((ref, table))
                 else:
                     for key, count in table.items():
-                        _retired[key] = _retired.get(key, 0) + count
-            _calls[:] = alive
-        _calls.append((weakref.ref(threading.current_thread()), counts))
+                        retired[key] = retired.get(key, 0) + count
+            tables[:] = alive
+        tables.append((weakref.ref(threading.current_thread()), counts))
     return counts
 
 
