@@ -209,10 +209,12 @@ def test_slots_locked_by_other_processes_are_skipped(lock_dir: Path) -> None:
     assert 0 == slot
 
 
-@pytest.mark.parametrize("descriptor", ["new", "kept"])
-def test_a_failed_holder_write_frees_the_lock(lock_dir: Path, monkeypatch: pytest.MonkeyPatch, descriptor: str) -> None:
+@pytest.mark.parametrize(("descriptor", "limit"), [("new", 1), ("kept", 1), ("new", 2)])
+def test_a_failed_holder_write_frees_the_lock(
+    lock_dir: Path, monkeypatch: pytest.MonkeyPatch, descriptor: str, limit: int
+) -> None:
     """If writing the holder record fails, the error propagates and neither the file lock nor the slot stays taken."""
-    lock = reliable.single_instance("job", on_conflict="raise")
+    lock = reliable.single_instance("job", on_conflict="raise", limit=limit)
     if descriptor == "kept":
         with lock:
             pass
@@ -231,9 +233,9 @@ def test_a_failed_holder_write_frees_the_lock(lock_dir: Path, monkeypatch: pytes
         os.close(fd)
 
     with lock as lease:
-        token = lease.token
+        token, slot = lease.token, lease.slot
 
-    assert (2 if descriptor == "kept" else 1) == token  # the failed try wrote no token
+    assert (2 if descriptor == "kept" else 1, 0) == (token, slot)  # the failed try wrote no token
 
 
 def test_a_shorter_holder_record_replaces_a_longer_one(lock_dir: Path) -> None:

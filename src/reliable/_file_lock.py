@@ -295,18 +295,26 @@ class LockFiles:
             # that locks at once and whose file still has a name. Anything else: `_try`.
             if not slots and slots.setdefault(0, owner) is owner:
                 path = self.paths[0]
-                fd = _idle.pop(path, -1)
-                if fd >= 0:
-                    try:
-                        _flock(fd, _FLAGS)
-                    except OSError:
-                        _park(path, fd)  # busy, or failing: `_try` says which
-                    else:
-                        if self._linked[0](fd):
-                            return self._hold(fd, entry, 0, path)
-                        _flock(fd, fcntl.LOCK_UN)
-                        _park(path, fd)
-                return self._try(entry, 0) or self._conflict([0], in_process=False)
+                try:
+                    fd = _idle.pop(path, -1)
+                    if fd >= 0:
+                        try:
+                            _flock(fd, _FLAGS)
+                        except OSError:
+                            _park(path, fd)  # busy, or failing: `_lock` says which
+                        else:
+                            if self._linked[0](fd):
+                                return self._hold(fd, entry, 0, path)
+                            _flock(fd, fcntl.LOCK_UN)
+                            _park(path, fd)
+                    lease = self._try(entry, 0)
+                except BaseException:
+                    _lock_registry.free(entry, 0)
+                    raise
+                if lease is not None:
+                    return lease
+                _lock_registry.free(entry, 0)
+                return self._conflict([0], in_process=False)
         in_process = False
         busy: list[int] = []
         for slot in range(len(self.paths)):
@@ -317,9 +325,14 @@ class LockFiles:
                 in_process = True
                 busy.append(slot)
                 continue
-            lease = self._try(entry, slot)
+            try:
+                lease = self._try(entry, slot)
+            except BaseException:
+                _lock_registry.free(entry, slot)
+                raise
             if lease is not None:
                 return lease
+            _lock_registry.free(entry, slot)
             busy.append(slot)
         return self._conflict(busy, in_process=in_process)
 
@@ -328,20 +341,16 @@ class LockFiles:
         return Conflict(holders, in_process, None)
 
     def _try(self, entry: _lock_registry.Entry, slot: int) -> FileLease | None:
-        """Lock the file of *slot*, reserved in this process already: the lease, or None (slot given back) if busy."""
+        """Lock the file of *slot*: the lease, or None if another process holds it.
+
+        The caller reserved *slot* in this process, and gives it back if this returns None or raises.
+        """
         path = self.paths[slot]
-        try:
-            fd = _lock(path, self._linked[slot])
-        except BaseException:
-            _lock_registry.free(entry, slot)
-            raise
-        if fd is None:
-            _lock_registry.free(entry, slot)
-            return None
-        return self._hold(fd, entry, slot, path)
+        fd = _lock(path, self._linked[slot])
+        return None if fd is None else self._hold(fd, entry, slot, path)
 
     def _hold(self, fd: int, entry: _lock_registry.Entry, slot: int, path: str) -> FileLease:
-        """Write the holder metadata into the file *fd* has locked, and make the lease; undo both on failure.
+        """Write the holder metadata into the file *fd* has locked, and make the lease; unlock if that fails.
 
         The record: ``token`` (the previous one + 1, or the shared counter's next with several
         slots) and ``since`` first, then the static tail made in `_refresh`.
@@ -361,7 +370,6 @@ class LockFiles:
         except BaseException:
             _flock(fd, fcntl.LOCK_UN)
             _park(path, fd)
-            _lock_registry.free(entry, slot)
             raise
         return lease
 
