@@ -139,7 +139,9 @@ def replay_settled(policy: core.Policy, store: object, call: core.Call, record: 
     if data is None or data["status"] != core.COMPLETED:
         local.forget_settled(store, call.key)
         return None
-    _decide_data(policy, call, data)
+    stored = data.get("fp")
+    if stored is not None and stored != call.fingerprint and call.fingerprint is not None:
+        _decide_data(policy, call, data)  # raises the conflict, reported
     return _replay(policy, call, data, None)
 
 
