@@ -1,5 +1,7 @@
 """`reliable.single_instance`: its four forms, on_conflict, re-entrancy, telemetry and argument checks (file locks)."""
 
+# ruff: noqa: F811  (the events fixture is imported so that it, not conftest's plain list, is the one these tests get)
+
 from __future__ import annotations
 
 import asyncio
@@ -18,7 +20,15 @@ from reliable import _config
 from reliable._internal import _telemetry
 from reliable.stores.memory import MemoryStore
 from reliable.testing import FakeClock, installed
-from test_single_instance_support import REAL_TIMEOUT, Events, Holder, Mode, eventually, waiting_in_process
+from test_single_instance_support import (
+    REAL_TIMEOUT,
+    Events,
+    Holder,
+    Mode,
+    events,  # noqa: F401
+    eventually,
+    waiting_in_process,
+)
 
 pytest_plugins = ["test_single_instance_support"]
 """Fixtures: mode (the four forms), events (every single_instance event)."""

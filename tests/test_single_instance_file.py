@@ -1,5 +1,7 @@
 """The file backend of `single_instance`: lock files, descriptors, fork, slots, network filesystems, lock_holders."""
 
+# ruff: noqa: F811  (the events fixture is imported so that it, not conftest's plain list, is the one these tests get)
+
 from __future__ import annotations
 
 import errno
@@ -19,7 +21,12 @@ import pytest
 import reliable
 from reliable import _config, _file_lock, _lock_dir
 from reliable._lock_dir import file_stem, kernel_flocks, lock_holders, mount_fs_type
-from test_single_instance_support import REAL_TIMEOUT, Events, Holder
+from test_single_instance_support import (
+    REAL_TIMEOUT,
+    Events,
+    Holder,
+    events,  # noqa: F401
+)
 
 pytest_plugins = ["test_single_instance_support"]
 """Fixtures: events (every single_instance event)."""
