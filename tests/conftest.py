@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from backends import BACKENDS, REQUIRE_SERVICES, Backend
-from reliable._internal import _clock, _telemetry
+from reliable._internal import _clock
 from reliable.stores import Store
 
 MAX_REAL_SLEEP = 0.05
@@ -79,12 +79,3 @@ def _no_real_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(time, "sleep", guarded_sleep)
     monkeypatch.setattr(_clock.SystemClock, "sleep", lambda self, s: guarded_sleep(s) if s > 0 else None)
     monkeypatch.setattr(_clock.SystemClock, "asleep", guarded_asleep)
-
-
-@pytest.fixture
-def events() -> Iterator[list[_telemetry.Event]]:
-    """Every telemetry event emitted during the test, from any thread (modules may narrow it with their own)."""
-    seen: list[_telemetry.Event] = []
-    _telemetry.add_listener(seen.append)
-    yield seen
-    _telemetry.remove_listener(seen.append)

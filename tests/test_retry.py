@@ -91,6 +91,14 @@ def clock() -> Iterator[FakeClock]:
         yield fake
 
 
+@pytest.fixture
+def events() -> Iterator[list[_telemetry.Event]]:
+    seen: list[_telemetry.Event] = []
+    _telemetry.add_listener(seen.append)
+    yield seen
+    _telemetry.remove_listener(seen.append)
+
+
 def retry_events(events: list[_telemetry.Event]) -> list[str]:
     return [e.event for e in events if e.primitive == "retry"]
 

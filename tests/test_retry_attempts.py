@@ -19,6 +19,14 @@ def clock() -> Iterator[FakeClock]:
         yield fake
 
 
+@pytest.fixture
+def events() -> Iterator[list[_telemetry.Event]]:
+    seen: list[_telemetry.Event] = []
+    _telemetry.add_listener(seen.append)
+    yield seen
+    _telemetry.remove_listener(seen.append)
+
+
 class RateLimited(Exception):
     def __init__(self, wait: str) -> None:
         super().__init__("429")

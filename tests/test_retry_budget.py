@@ -29,6 +29,14 @@ def clock() -> Iterator[FakeClock]:
         yield fake
 
 
+@pytest.fixture
+def events() -> Iterator[list[_telemetry.Event]]:
+    seen: list[_telemetry.Event] = []
+    _telemetry.add_listener(seen.append)
+    yield seen
+    _telemetry.remove_listener(seen.append)
+
+
 class Down:
     """A dependency that always times out; counts calls."""
 

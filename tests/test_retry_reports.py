@@ -21,6 +21,14 @@ def clock() -> Iterator[FakeClock]:
         yield clock
 
 
+@pytest.fixture
+def events() -> Iterator[list[_telemetry.Event]]:
+    seen: list[_telemetry.Event] = []
+    _telemetry.add_listener(seen.append)
+    yield seen
+    _telemetry.remove_listener(seen.append)
+
+
 @pytest.fixture(params=["sync", "async"])
 def run(request: pytest.FixtureRequest) -> Callable[..., Any]:
     """``run(outcomes, **options)``: decorate a function that raises or returns *outcomes* in order, and call it."""
