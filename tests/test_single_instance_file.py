@@ -448,3 +448,56 @@ def test_file_lease_renew_only_checks(lock_dir: Path) -> None:
         held: Any = lease.lost
 
     assert held is False
+
+
+def test_new_descriptors_lock_through_portalocker(lock_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A descriptor opened for a lock is locked with portalocker.lock; the kept one is relocked with flock."""
+    import portalocker
+
+    calls: list[object] = []
+    real = portalocker.lock
+    monkeypatch.setattr(portalocker, "lock", lambda fd, flags: calls.append(flags) or real(fd, flags))
+    name = f"portalocked-{id(calls)}"
+
+    with reliable.single_instance(name, lock_dir=lock_dir):
+        pass
+    with reliable.single_instance(name, lock_dir=lock_dir):
+        pass
+
+    assert [portalocker.LockFlags.EXCLUSIVE | portalocker.LockFlags.NON_BLOCKING] == calls
+
+
+@pytest.mark.parametrize("kind", ["AlreadyLocked", "LockException"])
+def test_portalocker_busy_in_either_exception_is_a_conflict(
+    lock_dir: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """portalocker 4 raises AlreadyLocked for a held lock, older ones LockException: both mean someone holds it."""
+    import portalocker
+
+    def busy(fd: int, flags: object) -> None:
+        raise getattr(portalocker, kind)(BlockingIOError(errno.EAGAIN, "held"))
+
+    monkeypatch.setattr(portalocker, "lock", busy)
+
+    with pytest.raises(reliable.AlreadyRunningError):
+        with reliable.single_instance(f"busy-{kind}", lock_dir=lock_dir, on_conflict="raise"):
+            pass
+
+
+def test_portalocker_failure_is_a_lock_error_with_the_os_reason(
+    lock_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Any other failure of the lock call raises LockError naming the file and errno, and runs nothing."""
+    import portalocker
+
+    def broken(fd: int, flags: object) -> None:
+        raise portalocker.LockException(OSError(errno.ENOLCK, "No locks available"))
+
+    monkeypatch.setattr(portalocker, "lock", broken)
+    ran: list[int] = []
+
+    with pytest.raises(reliable.LockError, match=f"errno {errno.ENOLCK}"):
+        with reliable.single_instance("nolck", lock_dir=lock_dir):
+            ran.append(1)
+
+    assert [] == ran

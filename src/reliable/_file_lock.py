@@ -21,15 +21,16 @@ How it keeps mutual exclusion, and why (the failure each rule avoids):
   nothing: whether a file is locked is the kernel's to say (``/proc/locks``, see
   `lock_holders`), and the metadata stays as the record of the last holder.
 
-``fcntl.flock(fd, LOCK_EX | LOCK_NB)`` is called directly rather than through
-``portalocker.lock``: it is the call portalocker's POSIX locker ends in, with the same
-reading of ``EAGAIN``/``EACCES`` as "held by someone else". On a kept-open file (portalocker
-4.4, CPython 3.11) ``portalocker.lock`` + ``portalocker.unlock`` cost 8.5 µs against 1.0 µs
-for the two ``flock`` calls (benchmarks/test_bench_single_instance.py): ``IntFlag`` arithmetic
-in its flag checks (``_validate_lock_flags`` 2.3 µs, the locker's non-blocking check 1.6 µs)
-and the ``locker`` property (0.8 µs). Even ``FlockLocker().lock`` / ``unlock`` add 2.4 µs.
-Either would take a large part of the 10 µs this backend may spend on acquire + release, of
-which its five system calls take 4.
+Locks are taken with ``portalocker.lock`` when a descriptor is opened or reopened, and for
+the shared token counter of a lock with several slots. The hot path, a descriptor this
+process keeps open and locks again, calls ``fcntl.flock(fd, LOCK_EX | LOCK_NB)`` itself: it
+is the call portalocker's POSIX locker ends in, with the same reading of ``EAGAIN``/``EACCES``
+as "held by someone else", and on a kept-open file (portalocker 4.4, CPython 3.11)
+``portalocker.lock`` + ``portalocker.unlock`` cost 8.5 µs against 1.0 µs for the two ``flock``
+calls (benchmarks/test_bench_single_instance.py): ``IntFlag`` arithmetic in its flag checks
+(``_validate_lock_flags`` 2.3 µs, the locker's non-blocking check 1.6 µs) and the ``locker``
+property (0.8 µs). That would take most of the 10 µs this backend may spend on acquire +
+release, of which its five system calls take 4.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ import socket
 import threading
 from collections.abc import Callable, Hashable
 
+import portalocker
+
 from . import _lock_registry
 from ._errors import LockError
 from ._internal import _clock, _telemetry
@@ -54,6 +57,7 @@ from ._lock_dir import counter_path, link_probe
 __all__ = ["FileLease", "LockFiles", "host_name", "read_holder"]
 
 _FLAGS = fcntl.LOCK_EX | fcntl.LOCK_NB
+_PORTALOCKER_FLAGS = portalocker.LockFlags.EXCLUSIVE | portalocker.LockFlags.NON_BLOCKING
 _OPEN_FLAGS = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
 _BUSY = frozenset({errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK})
 _MAX_IDLE = 256
@@ -105,18 +109,17 @@ def _lock(path: str, linked: Callable[[int], bool]) -> int | None:
     if fd < 0:
         fd = _open(path)
     for _ in range(3):
-        try:
-            _flock(fd, _FLAGS)
-        except OSError as exc:
-            if exc.errno in _BUSY:
+        error = _portalock(fd, _PORTALOCKER_FLAGS)
+        if error is not None:
+            if error.errno in _BUSY:
                 _park(path, fd)
                 return None
             os.close(fd)
             msg = (
-                f"cannot lock {path!r}: {exc.strerror or exc} (errno {exc.errno}); if the lock directory is on "
+                f"cannot lock {path!r}: {error.strerror or error} (errno {error.errno}); if the lock directory is on "
                 "a network filesystem, use a local lock_dir"
             )
-            raise LockError(msg, path=path) from exc
+            raise LockError(msg, path=path) from error
         if linked(fd):
             return fd
         # Someone deleted the file while this descriptor was open: its lock guards nothing.
@@ -126,6 +129,20 @@ def _lock(path: str, linked: Callable[[int], bool]) -> int | None:
     os.close(fd)
     msg = f"lock file {path!r} keeps being deleted; stop whatever removes files in the lock directory"
     raise LockError(msg, path=path)
+
+
+def _portalock(fd: int, flags: portalocker.LockFlags) -> OSError | None:
+    """``portalocker.lock(fd, flags)``; the operating system's error if it failed (None: locked)."""
+    try:
+        portalocker.lock(fd, flags)
+    except portalocker.LockException as exc:  # AlreadyLocked too (older portalockers raise the base class)
+        cause = (
+            exc.__cause__
+            if isinstance(exc.__cause__, OSError)
+            else next((arg for arg in exc.args if isinstance(arg, OSError)), None)
+        )
+        return cause if cause is not None else OSError(errno.EIO, str(exc))
+    return None
 
 
 def _token_in(data: bytes) -> int:
@@ -148,7 +165,9 @@ def _next_counter(lock_dir: str, name: str) -> int:
         if fd < 0:
             fd = _open(path)
         try:
-            _flock(fd, fcntl.LOCK_EX)
+            error = _portalock(fd, portalocker.LockFlags.EXCLUSIVE)
+            if error is not None:
+                raise LockError(f"cannot lock {path!r}: {error.strerror or error} (errno {error.errno})", path=path)
             try:
                 token = _token_in(_pread(fd, _READ, 0)) + 1
                 record = b'{"token":%d,"name":%s}\n' % (token, json.dumps(name, ensure_ascii=False).encode())
