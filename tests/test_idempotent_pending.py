@@ -1,7 +1,7 @@
 """A completion the store could not take: kept in the process and stored by the next call of its key.
 
 The function has run (its effect happened) when the store refuses the COMPLETED record for
-longer than `_idempotency_flow.COMPLETE_TRIES` writes. The call raises StoreUnavailableError;
+longer than `_idempotency_finish.COMPLETE_TRIES` writes. The call raises StoreUnavailableError;
 the next call of that key in this process stores the kept completion first and replays it,
 instead of running the function a second time once the claim's lease ends.
 """
@@ -15,14 +15,14 @@ from typing import Any
 import pytest
 
 from reliable import IdempotencyConflictError, InProgressError, StoreUnavailableError
-from reliable import _idempotency_flow as flow
+from reliable import _idempotency_finish as finish
 from reliable import _idempotency_local as local
 from reliable._internal import _telemetry
 from reliable.stores import Store
 from reliable.testing import FakeClock, Faults
 from test_idempotent_support import clock, events, idem, mode, names  # noqa: F401
 
-DOWN = flow.COMPLETE_TRIES  # every completion write of one call fails
+DOWN = finish.COMPLETE_TRIES  # every completion write of one call fails
 
 
 @pytest.fixture(autouse=True)

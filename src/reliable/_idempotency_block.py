@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Any, Literal
 
+from . import _idempotency_finish as finish
 from . import _idempotency_flow as flow
 from ._config import StoreLike, resolve_store
 from ._errors import ConfigError
@@ -61,9 +62,9 @@ class IdempotencyBlock:
         if claimed is None or claimed.replayed:
             return
         if exc is None:
-            drive(self._resolved, flow.succeed(self._policy, self._resolved, claimed, self.result))
+            drive(self._resolved, finish.succeed(self._policy, self._resolved, claimed, self.result))
         else:
-            drive(self._resolved, flow.fail(self._policy, self._resolved, claimed, exc))
+            drive(self._resolved, finish.fail(self._policy, self._resolved, claimed, exc))
 
     async def __aenter__(self) -> IdempotencyBlock:
         call = self._begin()
@@ -77,9 +78,9 @@ class IdempotencyBlock:
         if claimed is None or claimed.replayed:
             return
         if exc is None:
-            await adrive(self._resolved, flow.succeed(self._policy, self._resolved, claimed, self.result))
+            await adrive(self._resolved, finish.succeed(self._policy, self._resolved, claimed, self.result))
         else:
-            await adrive(self._resolved, flow.fail(self._policy, self._resolved, claimed, exc))
+            await adrive(self._resolved, finish.fail(self._policy, self._resolved, claimed, exc))
 
 
 def idempotency(

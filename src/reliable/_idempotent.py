@@ -12,6 +12,7 @@ from typing import Any, Literal, TypeVar, Union, cast, overload
 
 from typing_extensions import ParamSpec
 
+from . import _idempotency_finish as finish
 from . import _idempotency_flow as flow
 from . import _idempotency_lease as leases
 from . import _idempotency_local as local
@@ -344,9 +345,9 @@ def _sync_wrapper(fn: Callable[P, T], policy: Policy, keyer: Keyer, store: Store
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
-            drive(resolved, flow.fail(policy, resolved, claimed, exc))
+            drive(resolved, finish.fail(policy, resolved, claimed, exc))
             raise
-        return cast(T, drive(resolved, flow.succeed(policy, resolved, claimed, result)))
+        return cast(T, drive(resolved, finish.succeed(policy, resolved, claimed, result)))
 
     return wrapper
 
@@ -365,8 +366,8 @@ def _async_wrapper(
         try:
             result = await fn(*args, **kwargs)
         except BaseException as exc:
-            await adrive(resolved, flow.fail(policy, resolved, claimed, exc))
+            await adrive(resolved, finish.fail(policy, resolved, claimed, exc))
             raise
-        return cast(T, await adrive(resolved, flow.succeed(policy, resolved, claimed, result)))
+        return cast(T, await adrive(resolved, finish.succeed(policy, resolved, claimed, result)))
 
     return wrapper
