@@ -36,40 +36,26 @@ release, of which its five system calls take 4.
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import json
 import logging
 import os
 import socket
-import threading
 from collections.abc import Callable, Hashable
 
-import portalocker
-
 from . import _lock_registry
-from ._errors import LockError
 from ._internal import _clock, _telemetry
 from ._lease import Lease
 from ._lease_core import Conflict, Holder, holder_from_value
-from ._lock_dir import counter_path, link_probe
+from ._lock_dir import link_probe
+from ._lock_fds import FLAGS, MAX_IDLE, READ_BYTES, idle, lock_new, next_counter, park, token_in
 
 __all__ = ["FileLease", "LockFiles", "host_name", "read_holder"]
 
-_FLAGS = fcntl.LOCK_EX | fcntl.LOCK_NB
-_PORTALOCKER_FLAGS = portalocker.LockFlags.EXCLUSIVE | portalocker.LockFlags.NON_BLOCKING
-_OPEN_FLAGS = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
-_BUSY = frozenset({errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK})
-_MAX_IDLE = 256
-_READ = 4096
-"""Bytes of a lock file read back: its metadata is one short JSON line (names are at most 200 characters)."""
 _flock, _pread, _pwrite = fcntl.flock, os.pread, os.pwrite
 
-_idle: dict[str, int] = {}
-"""Lock file path → an open, unlocked descriptor kept for the next acquisition."""
 _held: dict[int, FileLease] = {}
 """Descriptor → the lease holding its lock, so a forked child can close its copies."""
-_counter_lock = threading.Lock()
 _host = socket.gethostname()
 _host_json = json.dumps(_host, ensure_ascii=False).encode()
 
@@ -77,106 +63,6 @@ _host_json = json.dumps(_host, ensure_ascii=False).encode()
 def host_name() -> str:
     """This host's name, as written into holder metadata."""
     return _host
-
-
-def _open(path: str) -> int:
-    try:
-        try:
-            return os.open(path, _OPEN_FLAGS, 0o644)
-        except FileNotFoundError:  # the lock directory was removed since: make it again
-            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-            return os.open(path, _OPEN_FLAGS, 0o644)
-    except OSError as exc:
-        msg = (
-            f"cannot open lock file {path!r}: {exc.strerror or exc}; make its directory writable "
-            "by this user, or pass lock_dir= a directory of your own"
-        )
-        raise LockError(msg, path=path) from exc
-
-
-def _park(path: str, fd: int) -> None:
-    """Keep an unlocked descriptor for the next acquisition of *path*, or close it."""
-    if len(_idle) >= _MAX_IDLE or _idle.setdefault(path, fd) != fd:  # setdefault: two threads may park at once
-        os.close(fd)
-
-
-def _lock(path: str, linked: Callable[[int], bool]) -> int | None:
-    """Lock *path* without blocking: the locked descriptor, or None if another holder has it.
-
-    *linked* is a `link_probe` of the caller's own (it may keep a buffer).
-    """
-    fd = _idle.pop(path, -1)
-    if fd < 0:
-        fd = _open(path)
-    for _ in range(3):
-        error = _portalock(fd, _PORTALOCKER_FLAGS)
-        if error is not None:
-            if error.errno in _BUSY:
-                _park(path, fd)
-                return None
-            os.close(fd)
-            msg = (
-                f"cannot lock {path!r}: {error.strerror or error} (errno {error.errno}); if the lock directory is on "
-                "a network filesystem, use a local lock_dir"
-            )
-            raise LockError(msg, path=path) from error
-        if linked(fd):
-            return fd
-        # Someone deleted the file while this descriptor was open: its lock guards nothing.
-        _flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
-        fd = _open(path)
-    os.close(fd)
-    msg = f"lock file {path!r} keeps being deleted; stop whatever removes files in the lock directory"
-    raise LockError(msg, path=path)
-
-
-def _portalock(fd: int, flags: portalocker.LockFlags) -> OSError | None:
-    """``portalocker.lock(fd, flags)``; the operating system's error if it failed (None: locked)."""
-    try:
-        portalocker.lock(fd, flags)
-    except portalocker.LockException as exc:  # AlreadyLocked too (older portalockers raise the base class)
-        cause = (
-            exc.__cause__
-            if isinstance(exc.__cause__, OSError)
-            else next((arg for arg in exc.args if isinstance(arg, OSError)), None)
-        )
-        return cause if cause is not None else OSError(errno.EIO, str(exc))
-    return None
-
-
-def _token_in(data: bytes) -> int:
-    """The token field of lock file contents (0 if there is none)."""
-    start = 9 if data.startswith(b'{"token":') else data.find(b'"token":') + 8
-    if start < 8:
-        return 0
-    end = data.find(b",", start)
-    try:
-        return int(data[start : end if end > 0 else None])
-    except ValueError:
-        return 0
-
-
-def _next_counter(lock_dir: str, name: str) -> int:
-    """Increment the shared token counter of a lock with several slots (under its own short flock)."""
-    path = counter_path(lock_dir, name)
-    with _counter_lock:
-        fd = _idle.pop(path, -1)
-        if fd < 0:
-            fd = _open(path)
-        try:
-            error = _portalock(fd, portalocker.LockFlags.EXCLUSIVE)
-            if error is not None:
-                raise LockError(f"cannot lock {path!r}: {error.strerror or error} (errno {error.errno})", path=path)
-            try:
-                token = _token_in(_pread(fd, _READ, 0)) + 1
-                record = b'{"token":%d,"name":%s}\n' % (token, json.dumps(name, ensure_ascii=False).encode())
-                _pwrite(fd, record, 0)
-            finally:
-                _flock(fd, fcntl.LOCK_UN)
-        finally:
-            _park(path, fd)
-    return token
 
 
 class FileLease(Lease):
@@ -238,7 +124,7 @@ class FileLease(Lease):
         except OSError:
             os.close(fd)  # closing the last descriptor frees the lock too
         else:
-            if len(_idle) >= _MAX_IDLE or _idle.setdefault(self.where, fd) != fd:  # `_park`, inlined
+            if len(idle) >= MAX_IDLE or idle.setdefault(self.where, fd) != fd:  # `park`, inlined
                 os.close(fd)
         entry = self._entry
         entry.slots.pop(self.slot, None)  # `_lock_registry.free`, inlined unless someone waits
@@ -252,13 +138,13 @@ class FileLease(Lease):
 
 def read_holder(name: str, path: str) -> Holder | None:
     """The holder a lock file names, or None if it names none (released, empty or unreadable)."""
-    fd = _idle.get(path)
+    fd = idle.get(path)
     try:
         if fd is not None:
-            data = os.pread(fd, _READ, 0)
+            data = os.pread(fd, READ_BYTES, 0)
         else:
             with open(path, "rb") as f:
-                data = f.read(_READ)
+                data = f.read(READ_BYTES)
         value = json.loads(data or b"{}")
     except (OSError, ValueError):
         return None
@@ -315,17 +201,17 @@ class LockFiles:
             if not slots and slots.setdefault(0, owner) is owner:
                 path = self.paths[0]
                 try:
-                    fd = _idle.pop(path, -1)
+                    fd = idle.pop(path, -1)
                     if fd >= 0:
                         try:
-                            _flock(fd, _FLAGS)
+                            _flock(fd, FLAGS)
                         except OSError:
-                            _park(path, fd)  # busy, or failing: `_lock` says which
+                            park(path, fd)  # busy, or failing: `lock_new` says which
                         else:
                             if self._linked[0](fd):
                                 return self._hold(fd, entry, 0, path)
                             _flock(fd, fcntl.LOCK_UN)
-                            _park(path, fd)
+                            park(path, fd)
                     lease = self._try(entry, 0)
                 except BaseException:
                     _lock_registry.free(entry, 0)
@@ -365,7 +251,7 @@ class LockFiles:
         The caller reserved *slot* in this process, and gives it back if this returns None or raises.
         """
         path = self.paths[slot]
-        fd = _lock(path, self._linked[slot])
+        fd = lock_new(path, self._linked[slot])
         return None if fd is None else self._hold(fd, entry, slot, path)
 
     def _hold(self, fd: int, entry: _lock_registry.Entry, slot: int, path: str) -> FileLease:
@@ -375,8 +261,8 @@ class LockFiles:
         slots) and ``since`` first, then the static tail made in `_refresh`.
         """
         try:
-            data = _pread(fd, _READ, 0)
-            token = _token_in(data) + 1 if len(self.paths) == 1 else _next_counter(self.lock_dir, self.name)
+            data = _pread(fd, READ_BYTES, 0)
+            token = token_in(data) + 1 if len(self.paths) == 1 else next_counter(self.lock_dir, self.name)
             clock = _clock.current()
             since = clock.time()
             record = b'{"token":%d,"since":%.6f,%b' % (token, since, self._tails[slot])
@@ -388,24 +274,18 @@ class LockFiles:
             )
         except BaseException:
             _flock(fd, fcntl.LOCK_UN)
-            _park(path, fd)
+            park(path, fd)
             raise
         return lease
 
 
 def _after_fork_in_child() -> None:
-    """Close the child's copies of every lock descriptor; never unlock them (the parent still holds them)."""
-    global _counter_lock
-    _counter_lock = threading.Lock()
+    """Close the child's copies of every held lock descriptor; never unlock them (the parent still holds them)."""
     for fd, lease in list(_held.items()):
         lease._fd = -1
         with contextlib.suppress(OSError):
             os.close(fd)
     _held.clear()
-    for fd in list(_idle.values()):
-        with contextlib.suppress(OSError):
-            os.close(fd)
-    _idle.clear()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
