@@ -21,16 +21,15 @@ How it keeps mutual exclusion, and why (the failure each rule avoids):
   nothing: whether a file is locked is the kernel's to say (``/proc/locks``, see
   `lock_holders`), and the metadata stays as the record of the last holder.
 
-Locks are taken with ``portalocker.lock`` when a descriptor is opened or reopened, and for
-the shared token counter of a lock with several slots. The hot path, a descriptor this
-process keeps open and locks again, calls ``fcntl.flock(fd, LOCK_EX | LOCK_NB)`` itself: it
-is the call portalocker's POSIX locker ends in, with the same reading of ``EAGAIN``/``EACCES``
-as "held by someone else", and on a kept-open file (portalocker 4.4, CPython 3.11)
-``portalocker.lock`` + ``portalocker.unlock`` cost 8.5 µs against 1.0 µs for the two ``flock``
-calls (benchmarks/test_bench_single_instance.py): ``IntFlag`` arithmetic in its flag checks
-(``_validate_lock_flags`` 2.3 µs, the locker's non-blocking check 1.6 µs) and the ``locker``
-property (0.8 µs). That would take most of the 10 µs this backend may spend on acquire +
-release, of which its five system calls take 4.
+``fcntl.flock(fd, LOCK_EX | LOCK_NB)`` is called directly rather than through
+``portalocker.lock``: it is the call portalocker's POSIX locker ends in, with the same
+reading of ``EAGAIN``/``EACCES`` as "held by someone else". Measured (portalocker 4.4,
+CPython 3.11): on a kept-open file ``portalocker.lock`` + ``portalocker.unlock`` cost 8.5 µs
+against 1.0 µs for the two ``flock`` calls (benchmarks/test_bench_single_instance.py), its
+``IntFlag`` flag checks taking most of it, out of the 10 µs this backend may spend on acquire +
+release (its five system calls take 4); and ``import portalocker`` takes 140 ms where redis-py
+is installed, because the package imports its Redis lock and redis with it (5 ms otherwise),
+which every process taking its first lock would pay.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Descriptors of lock files: opened once, kept open between acquisitions, locked without blocking.
 
-The general path of the file backend (`lock_new`: a descriptor to open or to reopen, and the
-token counter of a lock with several slots) locks through ``portalocker.lock``; the hot path in
-``_file_lock.py`` relocks a kept descriptor with ``flock`` itself (see its docstring for why).
+`lock_new` locks a descriptor it opens or takes from the idle pool; the hot path in
+``_file_lock.py`` relocks a kept descriptor inline. Both call ``flock`` (see that module's
+docstring for why not ``portalocker.lock``).
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ import os
 import threading
 from collections.abc import Callable
 
-import portalocker
-
 from ._errors import LockError
 from ._lock_dir import counter_path
 
@@ -24,19 +22,16 @@ __all__ = [
     "BUSY",
     "FLAGS",
     "MAX_IDLE",
-    "PORTALOCKER_FLAGS",
     "READ_BYTES",
     "idle",
     "lock_new",
     "next_counter",
     "open_file",
     "park",
-    "portalock",
     "token_in",
 ]
 
 FLAGS = fcntl.LOCK_EX | fcntl.LOCK_NB
-PORTALOCKER_FLAGS = portalocker.LockFlags.EXCLUSIVE | portalocker.LockFlags.NON_BLOCKING
 _OPEN_FLAGS = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
 BUSY = frozenset({errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK})
 MAX_IDLE = 256
@@ -78,17 +73,18 @@ def lock_new(path: str, linked: Callable[[int], bool]) -> int | None:
     if fd < 0:
         fd = open_file(path)
     for _ in range(3):
-        error = portalock(fd, PORTALOCKER_FLAGS)
-        if error is not None:
-            if error.errno in BUSY:
+        try:
+            fcntl.flock(fd, FLAGS)
+        except OSError as exc:
+            if exc.errno in BUSY:
                 park(path, fd)
                 return None
             os.close(fd)
             msg = (
-                f"cannot lock {path!r}: {error.strerror or error} (errno {error.errno}); if the lock directory is on "
+                f"cannot lock {path!r}: {exc.strerror or exc} (errno {exc.errno}); if the lock directory is on "
                 "a network filesystem, use a local lock_dir"
             )
-            raise LockError(msg, path=path) from error
+            raise LockError(msg, path=path) from exc
         if linked(fd):
             return fd
         # Someone deleted the file while this descriptor was open: its lock guards nothing.
@@ -98,20 +94,6 @@ def lock_new(path: str, linked: Callable[[int], bool]) -> int | None:
     os.close(fd)
     msg = f"lock file {path!r} keeps being deleted; stop whatever removes files in the lock directory"
     raise LockError(msg, path=path)
-
-
-def portalock(fd: int, flags: portalocker.LockFlags) -> OSError | None:
-    """``portalocker.lock(fd, flags)``; the operating system's error if it failed (None: locked)."""
-    try:
-        portalocker.lock(fd, flags)
-    except portalocker.LockException as exc:  # AlreadyLocked too (older portalockers raise the base class)
-        cause = (
-            exc.__cause__
-            if isinstance(exc.__cause__, OSError)
-            else next((arg for arg in exc.args if isinstance(arg, OSError)), None)
-        )
-        return cause if cause is not None else OSError(errno.EIO, str(exc))
-    return None
 
 
 def token_in(data: bytes) -> int:
@@ -134,9 +116,7 @@ def next_counter(lock_dir: str, name: str) -> int:
         if fd < 0:
             fd = open_file(path)
         try:
-            error = portalock(fd, portalocker.LockFlags.EXCLUSIVE)
-            if error is not None:
-                raise LockError(f"cannot lock {path!r}: {error.strerror or error} (errno {error.errno})", path=path)
+            fcntl.flock(fd, fcntl.LOCK_EX)
             try:
                 token = token_in(os.pread(fd, READ_BYTES, 0)) + 1
                 record = b'{"token":%d,"name":%s}\n' % (token, json.dumps(name, ensure_ascii=False).encode())
