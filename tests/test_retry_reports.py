@@ -1,5 +1,7 @@
 """What `reliable.retry` says when it retries and when it gives up: log messages, event attributes, notes."""
 
+# ruff: noqa: F811  (the events fixture imported from test_retry is redefined as a parameter)
+
 from __future__ import annotations
 
 import asyncio
@@ -12,6 +14,7 @@ import pytest
 import reliable
 from reliable._internal import _telemetry
 from reliable.testing import FakeClock, installed
+from test_retry import events  # noqa: F401  (the fixture: every telemetry event of the test)
 
 
 @pytest.fixture(autouse=True)
@@ -19,14 +22,6 @@ def clock() -> Iterator[FakeClock]:
     clock = FakeClock()
     with installed(clock):
         yield clock
-
-
-@pytest.fixture
-def events() -> Iterator[list[_telemetry.Event]]:
-    seen: list[_telemetry.Event] = []
-    _telemetry.add_listener(seen.append)
-    yield seen
-    _telemetry.remove_listener(seen.append)
 
 
 @pytest.fixture(params=["sync", "async"])
