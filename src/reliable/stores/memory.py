@@ -8,7 +8,7 @@ import threading
 from typing import Any
 
 from .._internal import _clock
-from ._codec import check_amount, check_key, check_limit, check_prefix, check_ttl, decode, encode
+from ._codec import check_amount, check_key, check_limit, check_prefix, check_ttl, check_version, decode, encode
 from ._protocol import Record, Value
 
 __all__ = ["MemoryStore"]
@@ -125,6 +125,7 @@ class MemoryStore:
     def compare_and_set(self, key: str, value: Value, *, version: int, ttl: float | None = None) -> Record | None:
         check_key(key)
         check_ttl(ttl)
+        check_version(version)
         with self._lock:
             self._check_open()
             now = self._now()
@@ -142,6 +143,8 @@ class MemoryStore:
 
     def delete(self, key: str, *, version: int | None = None) -> bool:
         check_key(key)
+        if version is not None:
+            check_version(version)
         with self._lock:
             self._check_open()
             entry = self._live(key, self._now())

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from .._errors import ConfigError, StoreError, StoreUnavailableError
 from .._internal import _clock
 from .._internal._durations import Duration, seconds
-from ._codec import check_amount, check_key, check_limit, check_prefix, check_ttl, decode, encode
+from ._codec import check_amount, check_key, check_limit, check_prefix, check_ttl, check_version, decode, encode
 from ._protocol import Record, Value
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
@@ -388,13 +388,13 @@ class SQLiteStore:
         return self._run(self._put_if_absent, check_key(key), encode(value), check_ttl(ttl))
 
     def compare_and_set(self, key: str, value: Value, *, version: int, ttl: float | None = None) -> Record | None:
-        return self._run(self._compare_and_set, check_key(key), encode(value), version, check_ttl(ttl))
+        return self._run(self._compare_and_set, check_key(key), encode(value), check_version(version), check_ttl(ttl))
 
     def set(self, key: str, value: Value, *, ttl: float | None = None) -> Record:
         return self._run(self._set, check_key(key), encode(value), check_ttl(ttl))
 
     def delete(self, key: str, *, version: int | None = None) -> bool:
-        return self._run(self._delete, check_key(key), version)
+        return self._run(self._delete, check_key(key), None if version is None else check_version(version))
 
     def incr(self, key: str, amount: int = 1, *, ttl: float | None = None) -> int:
         return self._run(self._incr, check_key(key), check_amount(amount), check_ttl(ttl))
@@ -426,13 +426,15 @@ class SQLiteStore:
     async def acompare_and_set(
         self, key: str, value: Value, *, version: int, ttl: float | None = None
     ) -> Record | None:
-        return await self._arun(self._compare_and_set, check_key(key), encode(value), version, check_ttl(ttl))
+        return await self._arun(
+            self._compare_and_set, check_key(key), encode(value), check_version(version), check_ttl(ttl)
+        )
 
     async def aset(self, key: str, value: Value, *, ttl: float | None = None) -> Record:
         return await self._arun(self._set, check_key(key), encode(value), check_ttl(ttl))
 
     async def adelete(self, key: str, *, version: int | None = None) -> bool:
-        return await self._arun(self._delete, check_key(key), version)
+        return await self._arun(self._delete, check_key(key), None if version is None else check_version(version))
 
     async def aincr(self, key: str, amount: int = 1, *, ttl: float | None = None) -> int:
         return await self._arun(self._incr, check_key(key), check_amount(amount), check_ttl(ttl))

@@ -141,7 +141,7 @@ def check_bad_keys(make_store: StoreFactory, clock: FakeClock) -> None:
 
 
 def check_bad_arguments(make_store: StoreFactory, clock: FakeClock) -> None:
-    """Bad ttl, amount, prefix or limit values raise ConfigError before writing anything."""
+    """Bad ttl, amount, prefix, limit or version values raise ConfigError before writing anything."""
     with _fresh(make_store) as store:
         for ttl in (0, -1, math.nan, math.inf, "10", True):
             for name, call in _calls(store, "k")[1:]:
@@ -154,6 +154,13 @@ def check_bad_arguments(make_store: StoreFactory, clock: FakeClock) -> None:
         for limit in (-1, 1.5, True, "2"):
             _raises(ConfigError, store.scan, "", limit=limit, what=f"scan(limit={limit!r})")
         _eq(None, store.get("k"), "nothing written")
+        record, _ = store.put_if_absent("k", b"v")
+        for version in (True, "1", 1.0, None):
+            what = f"compare_and_set(version={version!r})"
+            _raises(ConfigError, store.compare_and_set, "k", b"w", version=version, what=what)
+            if version is not None:
+                _raises(ConfigError, store.delete, "k", version=version, what=f"delete(version={version!r})")
+        _eq(record, store.get("k"), "a bad version changes nothing")
 
 
 def check_closed(make_store: StoreFactory, clock: FakeClock) -> None:
