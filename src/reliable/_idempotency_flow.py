@@ -209,47 +209,35 @@ def rest(
 ) -> Flow:
     """The leader's flow after `settle`: run (hold the claim), or wait for the holder in another process."""
     try:
-        return (yield from _rest(policy, store, call, flight, claim, record, step))
+        attempt = 0
+        holder: Any = None
+        while True:
+            if step.action == core.RUN:
+                if holder is None:
+                    first_run(policy, call)
+                else:
+                    msg = f"took over {core.shown(policy, call)!r} from {holder!r}, whose claim expired"
+                    _report(policy, call, "takeover", msg, logging.WARNING, previous_owner=str(holder))
+                lease = yield (HOLD, call.key, claim, record.version, policy.lease, policy.operation)
+                return Claimed(call, flight, lease, False, None)
+            assert step.data is not None
+            if step.action == core.REPLAY:
+                local.finish(store, call.key, flight, step.data)
+                return _replay(policy, call, step.data, None)
+            if holder is None:
+                holder = step.data.get("owner")
+                msg = f"waiting for {core.shown(policy, call)!r}, held by {holder!r}"
+                _report(policy, call, "wait", msg, logging.INFO, where="store", owner=str(holder))
+            yield (SLEEP, core.poll_delay(attempt, policy.lease))
+            attempt += 1
+            record = yield (GET, call.key)
+            created = False
+            if record is None:
+                record, created = yield (PUT, call.key, claim, policy.lease)
+            step = _decide(policy, call, record, created)
     except BaseException:
         local.finish(store, call.key, flight)
         raise
-
-
-def _rest(
-    policy: core.Policy,
-    store: object,
-    call: core.Call,
-    flight: local.Flight,
-    claim: bytes,
-    record: Any,
-    step: core.Step,
-) -> Flow:
-    attempt = 0
-    holder: Any = None
-    while True:
-        if step.action == core.RUN:
-            if holder is None:
-                first_run(policy, call)
-            else:
-                msg = f"took over {core.shown(policy, call)!r} from {holder!r}, whose claim expired"
-                _report(policy, call, "takeover", msg, logging.WARNING, previous_owner=str(holder))
-            lease = yield (HOLD, call.key, claim, record.version, policy.lease, policy.operation)
-            return Claimed(call, flight, lease, False, None)
-        assert step.data is not None
-        if step.action == core.REPLAY:
-            local.finish(store, call.key, flight, step.data)
-            return _replay(policy, call, step.data, None)
-        if holder is None:
-            holder = step.data.get("owner")
-            msg = f"waiting for {core.shown(policy, call)!r}, held by {holder!r}"
-            _report(policy, call, "wait", msg, logging.INFO, where="store", owner=str(holder))
-        yield (SLEEP, core.poll_delay(attempt, policy.lease))
-        attempt += 1
-        record = yield (GET, call.key)
-        created = False
-        if record is None:
-            record, created = yield (PUT, call.key, claim, policy.lease)
-        step = _decide(policy, call, record, created)
 
 
 def _decide_data(policy: core.Policy, call: core.Call, data: dict[str, Any]) -> core.Step:
